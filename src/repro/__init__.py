@@ -1,0 +1,83 @@
+"""repro: make a Jupyter notebook reproducible in one line.
+
+``%load_ext repro`` then ``%repro 42 --deterministic``; or, without IPython::
+
+    import repro
+    repro.setup(42, "debug")
+
+Importing repro imports neither torch nor ipywidgets: frameworks are seeded
+when they are imported, and the panel loads when it is asked for.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from repro.data import dataloader_kwargs, rng, seed_worker
+from repro.frameworks.base import Framework, ReproWarning
+from repro.profiles import Profile, Settings, get_profile, profiles, register_profile
+from repro.session import scope, seed, setup, use_profile
+from repro.state import State, hash_seed, state
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Framework",
+    "Profile",
+    "ReproWarning",
+    "Settings",
+    "State",
+    "__version__",
+    "apply_config",
+    "check",
+    "config_cell",
+    "dataloader_kwargs",
+    "environment",
+    "get_profile",
+    "hash_seed",
+    "load_ipython_extension",
+    "panel",
+    "profiles",
+    "register_profile",
+    "rng",
+    "scope",
+    "seed",
+    "seed_worker",
+    "setup",
+    "state",
+    "unload_ipython_extension",
+    "use_profile",
+]
+
+# Loaded on first use, so that ``import repro`` stays light.
+_LAZY = {
+    "environment": "repro.environment",
+    "config_cell": "repro.environment",
+    "apply_config": "repro.environment",
+    "check": "repro.environment",
+    "panel": "repro.panel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'repro' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext repro``: register ``%repro`` and ``%%repro`` (once, however often loaded)."""
+    from repro.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%unload_ext repro``: remove the magics and the event callbacks."""
+    from repro.magics import unload
+
+    unload(ipython)

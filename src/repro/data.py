@@ -1,0 +1,90 @@
+"""DataLoader workers and NumPy Generators that repeat from run to run."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from typing import Any
+
+import xxhash
+
+from repro.frameworks.base import ReproWarning
+from repro.session import check_seed, current, fresh_seed
+
+__all__ = ["dataloader_kwargs", "rng", "seed_worker", "worker_seed_sequence"]
+
+
+def _session_seed(seed: int | None, what: str) -> int:
+    if seed is not None:
+        return check_seed(seed)
+    if current().seed is not None:
+        return current().seed
+    drawn = fresh_seed()
+    warnings.warn(
+        f"repro: {what} without a seed: no session seed is set (run %repro SEED or "
+        f"repro.seed(SEED) first), so a fresh seed {drawn} was drawn and this will not repeat",
+        ReproWarning,
+        stacklevel=3,
+    )
+    return drawn
+
+
+def worker_seed_sequence(base_seed: int, worker_id: int) -> Any:
+    """The ``numpy.random.SeedSequence`` of worker ``worker_id`` for a loader's ``base_seed``.
+
+    Derived by spawning (``spawn_key=(worker_id,)``), not by adding the worker id,
+    so no two workers' streams collide, whatever the base seed (cf. Lightning #20412).
+    """
+    import numpy as np
+
+    return np.random.SeedSequence(entropy=base_seed, spawn_key=(worker_id,))
+
+
+def seed_worker(worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn``: seed this worker's Python ``random`` and NumPy global RNG.
+
+    torch gives each worker ``base_seed + worker_id`` (``base_seed`` drawn from the
+    loader's generator for every epoch); repro recovers ``base_seed`` and derives the
+    worker's streams with ``SeedSequence``, so every worker has its own stream and
+    the same loader generator gives the same streams on every run.
+    """
+    import numpy as np
+    import torch
+
+    info = torch.utils.data.get_worker_info()
+    base = (info.seed if info is not None else torch.initial_seed()) - worker_id
+    words = worker_seed_sequence(base, worker_id).generate_state(4)
+    np.random.seed(words)
+    random.seed(int.from_bytes(words.tobytes(), "little"))
+
+
+def dataloader_kwargs(seed: int | None = None) -> dict[str, Any]:
+    """``{"generator": ..., "worker_init_fn": ...}`` to pass as ``DataLoader(ds, **kwargs)``.
+
+    The generator is ``torch.Generator().manual_seed(seed)``, exactly the guide's,
+    so shuffling order matches it; ``seed`` defaults to the session seed.
+    """
+    import torch
+
+    value = _session_seed(seed, "dataloader_kwargs()")
+    generator = torch.Generator()
+    generator.manual_seed(value)
+    return {"generator": generator, "worker_init_fn": seed_worker}
+
+
+def rng(name: str | None = None, seed: int | None = None) -> Any:
+    """A ``numpy.random.Generator`` derived from the session seed, independent per ``name``.
+
+    For code built on ``np.random.default_rng``, which no global seed reaches. The
+    same name and seed give the same stream in every run; different names give
+    independent streams.
+    """
+    import numpy as np
+
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"rng() name must be a str, got {type(name).__name__}")
+    value = _session_seed(seed, "rng()")
+    key = () if name is None else (xxhash.xxh32_intdigest(name.encode()),)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(value, spawn_key=key)))
+
+

@@ -1,0 +1,75 @@
+"""The interface every source of randomness implements."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+if TYPE_CHECKING:
+    from repro.profiles import Settings
+
+
+class ReproWarning(UserWarning):
+    """Something repro could not make reproducible, said in plain words with the fix."""
+
+
+def fingerprint(data: bytes) -> str:
+    """A short, stable hex digest of an RNG state (xxh3, 8 hex digits)."""
+    return xxhash.xxh3_64_hexdigest(data)[:8]
+
+
+class Framework:
+    """One library's random number generators and backend settings.
+
+    Subclasses set ``name`` (a short key), ``module`` (the module whose import
+    makes the framework live: repro seeds it when that module is imported) and
+    ``label`` (what a person reads), and implement the RNG methods. Methods are
+    only called once ``module`` is imported, so an adapter may import it inside
+    them; importing this class never imports the library.
+    """
+
+    name: str = ""
+    module: str = ""
+    label: str = ""
+
+    def seed(self, seed: int) -> None:
+        """Seed every generator of the library with ``seed`` (0 <= seed < 2**32)."""
+        raise NotImplementedError
+
+    def get_state(self) -> Any:
+        """An opaque value that :meth:`set_state` restores exactly."""
+        raise NotImplementedError
+
+    def set_state(self, state: Any) -> None:
+        """Restore a value returned by :meth:`get_state`."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Return the generators to how a fresh import leaves them."""
+        raise NotImplementedError
+
+    def fingerprints(self) -> dict[str, str]:
+        """Per stream (e.g. ``"torch (CPU)"``), a short fingerprint of its current state.
+
+        Must be cheap (the panel reads it after every cell) and must not
+        initialise devices.
+        """
+        raise NotImplementedError
+
+    def read_settings(self) -> dict[str, Any]:
+        """The backend flags this framework has (name -> value); empty by default."""
+        return {}
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Switch the backend flags to ``settings`` (a :class:`repro.profiles.Settings`)."""
+
+    def restore_settings(self, saved: dict[str, Any]) -> None:
+        """Put back flags read earlier with :meth:`read_settings`."""
+
+    def describe(self) -> dict[str, Any]:
+        """Versions and facts for the exported environment (name -> value)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<repro framework {self.name!r} ({self.module})>"

@@ -1,0 +1,169 @@
+"""PyTorch: the CPU generator, every CUDA device's generator, and the backend flags."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from repro.frameworks.base import Framework, ReproWarning, fingerprint
+
+if TYPE_CHECKING:
+    from repro.profiles import Settings
+
+#: Set when deterministic algorithms are switched on and the variable is unset:
+#: cuBLAS (CUDA >= 10.2) is only deterministic with a fixed workspace.
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+def _torch() -> Any:
+    return sys.modules["torch"]
+
+
+class TorchRandom(Framework):
+    """``torch.manual_seed`` for CPU and all CUDA devices, and the cuDNN / TF32 / determinism flags."""
+
+    name = "torch"
+    module = "torch"
+    label = "torch"
+
+    def seed(self, seed: int) -> None:
+        """``torch.manual_seed(seed)`` and ``torch.cuda.manual_seed_all(seed)``.
+
+        Both are lazy for CUDA: an uninitialised device is seeded when CUDA starts,
+        so seeding never initialises a GPU.
+        """
+        torch = _torch()
+        torch.manual_seed(seed)
+        torch.cuda.manual_seed_all(seed)
+
+    def get_state(self) -> Any:
+        """CPU state always; CUDA states only where CUDA is already initialised."""
+        torch = _torch()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        return {"cpu": torch.get_rng_state(), "cuda": cuda, "initial_seed": torch.initial_seed()}
+
+    def set_state(self, state: Any) -> None:
+        """Restore :meth:`get_state`'s value.
+
+        If CUDA was not initialised when the state was saved, its generators had
+        only a (lazily queued) seed: queue that seed again, which also resets any
+        device the scope initialised.
+        """
+        torch = _torch()
+        torch.set_rng_state(state["cpu"])
+        if state["cuda"] is not None:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            torch.cuda.manual_seed_all(state["initial_seed"])
+
+    def reset(self) -> None:
+        """Reseed from the OS, as ``import torch`` does."""
+        _torch().seed()
+
+    def fingerprints(self) -> dict[str, str]:
+        """``torch (CPU)`` and one ``torch cuda:N`` per device, the latter only once CUDA is up."""
+        torch = _torch()
+        out = {"torch (CPU)": fingerprint(torch.get_rng_state().numpy().tobytes())}
+        if torch.cuda.is_initialized():
+            for i in range(torch.cuda.device_count()):
+                state = torch.cuda.get_rng_state(i)
+                out[f"torch cuda:{i}"] = fingerprint(state.numpy().tobytes())
+        return out
+
+    def read_settings(self) -> dict[str, Any]:
+        """Every flag the profiles touch, plus what cuDNN and CUDA are. Never initialises CUDA."""
+        torch = _torch()
+        b = torch.backends
+        if not torch.are_deterministic_algorithms_enabled():
+            algorithms = "off"
+        elif torch.is_deterministic_algorithms_warn_only_enabled():
+            algorithms = "warn"
+        else:
+            algorithms = "raise"
+        return {
+            "cudnn_available": bool(b.cudnn.is_available()),
+            "cudnn_version": b.cudnn.version() if b.cudnn.is_available() else None,
+            "cudnn_enabled": bool(b.cudnn.enabled),
+            "cudnn_deterministic": bool(b.cudnn.deterministic),
+            "cudnn_benchmark": bool(b.cudnn.benchmark),
+            "cudnn_tf32": bool(b.cudnn.allow_tf32),
+            "matmul_tf32": bool(b.cuda.matmul.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "deterministic_algorithms": algorithms,
+            "fill_uninitialized_memory": bool(torch.utils.deterministic.fill_uninitialized_memory),
+            "cuda_initialized": bool(torch.cuda.is_initialized()),
+        }
+
+    def _write(self, values: dict[str, Any]) -> None:
+        torch = _torch()
+        b = torch.backends
+        setters = {
+            "cudnn_enabled": lambda v: setattr(b.cudnn, "enabled", v),
+            "cudnn_deterministic": lambda v: setattr(b.cudnn, "deterministic", v),
+            "cudnn_benchmark": lambda v: setattr(b.cudnn, "benchmark", v),
+            "cudnn_tf32": lambda v: setattr(b.cudnn, "allow_tf32", v),
+            "matmul_tf32": lambda v: setattr(b.cuda.matmul, "allow_tf32", v),
+            "float32_matmul_precision": torch.set_float32_matmul_precision,
+            "deterministic_algorithms": lambda v: torch.use_deterministic_algorithms(
+                v != "off", warn_only=v == "warn"
+            ),
+            "fill_uninitialized_memory": lambda v: setattr(
+                torch.utils.deterministic, "fill_uninitialized_memory", v
+            ),
+        }
+        before = self.read_settings()
+        try:
+            for key, value in values.items():
+                if key in setters:
+                    setters[key](value)
+        except BaseException:
+            # All or nothing: a flag that fails puts back every flag already switched.
+            for key, value in before.items():
+                if key in setters:
+                    setters[key](value)
+            raise
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Switch cuDNN, TF32 and deterministic-algorithm flags to ``settings``.
+
+        With deterministic algorithms on, ``CUBLAS_WORKSPACE_CONFIG`` is set to
+        ``:4096:8`` if unset; a :class:`ReproWarning` says when CUDA already runs,
+        because cuBLAS may have read the variable already.
+        """
+        values = {
+            "cudnn_deterministic": settings.cudnn_deterministic,
+            "cudnn_benchmark": settings.cudnn_benchmark,
+            "cudnn_tf32": settings.cudnn_tf32,
+            "matmul_tf32": settings.matmul_tf32,
+            "deterministic_algorithms": settings.deterministic_algorithms,
+            "fill_uninitialized_memory": settings.fill_uninitialized_memory,
+        }
+        self._write(values)
+        if settings.deterministic_algorithms != "off" and not os.environ.get(
+            "CUBLAS_WORKSPACE_CONFIG"
+        ):
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE_CONFIG
+            if _torch().cuda.is_initialized():
+                warnings.warn(
+                    "repro: CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set, so "
+                    "cuBLAS in this process may still be nondeterministic; set the profile "
+                    "before the first CUDA call, or start the kernel with "
+                    "`repro kernel install`.",
+                    ReproWarning,
+                    stacklevel=4,
+                )
+
+    def restore_settings(self, saved: dict[str, Any]) -> None:
+        """Put back every writable flag from :meth:`read_settings`'s dict."""
+        self._write(saved)
+
+    def describe(self) -> dict[str, Any]:
+        """Versions of torch, CUDA and cuDNN."""
+        torch = _torch()
+        return {
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        }
