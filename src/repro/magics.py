@@ -232,7 +232,8 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
             exec(shell.compile(single, filename, "single"), shell.user_global_ns, shell.user_ns)
     except Exception as exc:
         etype, value, tb = sys.exc_info()
-        stb = shell.InteractiveTB.structured_traceback(etype, value, tb)
+        # Start at the user's frame: the lines above are repro's, not theirs.
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb)
         try:
             exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]
         except AttributeError:  # exceptions without a __dict__ keep IPython's own rendering
