@@ -86,5 +86,3 @@ def rng(name: str | None = None, seed: int | None = None) -> Any:
     value = _session_seed(seed, "rng()")
     key = () if name is None else (xxhash.xxh32_intdigest(name.encode()),)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(value, spawn_key=key)))
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import shlex
 import sys
 from typing import Any
@@ -39,7 +40,8 @@ def _settings_args(args: Any) -> tuple[Any, str | None, dict[str, Any]]:
                 seed = int(args.seed, 0)
             except ValueError:
                 raise UsageError(
-                    f"seed must be an integer with 0 <= seed < 2**32, or 'random'; got {args.seed!r}"
+                    "seed must be an integer with 0 <= seed < 2**32, or 'random'; "
+                    f"got {args.seed!r}"
                 ) from None
     return seed, profile, overrides
 
@@ -154,7 +156,8 @@ class ReproMagics(Magics):
                 lines = repro.check()
             except (ValueError, TypeError) as exc:
                 raise _usage(exc) from None
-            print("\n".join(lines) if lines else "repro check: the kernel matches the applied config")
+            ok = "repro check: the kernel matches the applied config"
+            print("\n".join(lines) if lines else ok)
             return None
         # export
         words = shlex.split(rest)
@@ -234,10 +237,9 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
         etype, value, tb = sys.exc_info()
         # Start at the user's frame: the lines above are repro's, not theirs.
         stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb)
-        try:
+        # Exceptions without a __dict__ keep IPython's own rendering.
+        with contextlib.suppress(AttributeError):
             exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]
-        except AttributeError:  # exceptions without a __dict__ keep IPython's own rendering
-            pass
         raise
 
 
@@ -261,16 +263,19 @@ class _Table:
         self.rows, self.header = rows, header
 
     def __repr__(self) -> str:
-        widths = [max(len(r[i]) for r in [self.header, *self.rows]) for i in range(len(self.header))]
+        table = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.header))]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        return "\n".join(fmt.format(*r) for r in [self.header, *self.rows])
+        return "\n".join(fmt.format(*r) for r in table)
 
     def _repr_html_(self) -> str:
         import html
 
         head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.header)
         body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in r) + "</tr>"
+            "<tr>"
+            + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in r)
+            + "</tr>"
             for r in self.rows
         )
         return f"<table><tr>{head}</tr>{body}</table>"

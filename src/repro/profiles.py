@@ -1,4 +1,6 @@
-"""Named trade-offs between speed and reproducibility, from the guide's "Performance vs. Reproducibility".
+"""Named trade-offs between speed and reproducibility.
+
+They follow the reference guide's "Performance vs. Reproducibility".
 
 A profile fixes every backend flag (a flag it does not name keeps torch's
 default), so switching profiles gives the same flags whatever ran before.
@@ -95,7 +97,9 @@ def register_profile(
                                deterministic_algorithms="warn")
     """
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][\w-]*", name):
-        raise ValueError(f"a profile name must be a word like 'debug' or 'my-profile', got {name!r}")
+        raise ValueError(
+            f"a profile name must be a word like 'debug' or 'my-profile', got {name!r}"
+        )
     start = get_profile(base).settings if base is not None else Settings()
     profile = Profile(name, meant_for, trade, start.with_overrides(**settings))
     _PROFILES[name] = profile

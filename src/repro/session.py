@@ -12,7 +12,6 @@ import contextlib
 import numbers
 import os
 import secrets
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -108,14 +107,16 @@ def _changed() -> None:
 
 
 def check_seed(seed: Any) -> int:
-    """``seed`` as an int if ``0 <= seed < 2**32``, else a ``TypeError``/``ValueError`` saying so."""
+    """``seed`` as an int if ``0 <= seed < 2**32``, else a ``TypeError``/``ValueError``."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(
             f"seed must be an integer with 0 <= seed < 2**32, got {type(seed).__name__} {seed!r}"
         )
     value = int(seed)
     if not 0 <= value < SEED_LIMIT:
-        raise ValueError(f"seed must be an integer with 0 <= seed < 2**32 (4294967296), got {value}")
+        raise ValueError(
+            f"seed must be an integer with 0 <= seed < 2**32 (4294967296), got {value}"
+        )
     return value
 
 
@@ -154,7 +155,7 @@ def _on_import(module: Any) -> None:
 def _watch() -> None:
     """Hook the import of every registered framework that is not imported yet."""
     for fw in _frameworks.frameworks():
-        if fw.module not in _watched and fw.module not in sys.modules:
+        if fw.module not in _watched and not fw.imported:
             _watched.add(fw.module)
             wrapt.register_post_import_hook(_on_import, fw.module)
 
@@ -179,7 +180,9 @@ def _seed_all(value: int) -> None:
     os.environ["REPRO_SEED"] = str(value)
 
 
-def _apply_to(live: tuple[Framework, ...] | list[Framework], settings: Settings, session: Session) -> None:
+def _apply_to(
+    live: tuple[Framework, ...] | list[Framework], settings: Settings, session: Session
+) -> None:
     saved = [(fw, fw.read_settings()) for fw in live]
     env = {name: os.environ.get(name) for name in ENV_VARS}
     try:

@@ -232,7 +232,7 @@ def state() -> State:
     sources: list[Source] = []
     settings: dict[str, Any] = {}
     for fw in _frameworks.frameworks():
-        if fw.module not in sys.modules:
+        if not fw.imported:
             sources.append(Source(fw.name, fw.label, False, None, None, None))
             continue
         seed = session.seeds.get(fw.name)

@@ -9,7 +9,6 @@ callable returning one.
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -95,7 +94,7 @@ def get(name: str) -> Framework:
 
 def loaded() -> tuple[Framework, ...]:
     """The frameworks whose module is already imported in this process."""
-    return tuple(fw for fw in frameworks() if fw.module in sys.modules)
+    return tuple(fw for fw in frameworks() if fw.imported)
 
 
 for _builtin in (PythonRandom(), NumPyRandom(), TorchRandom()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import xxhash
@@ -32,6 +33,11 @@ class Framework:
     name: str = ""
     module: str = ""
     label: str = ""
+
+    @property
+    def imported(self) -> bool:
+        """Whether ``module`` is imported (a ``None`` entry in ``sys.modules`` blocks an import)."""
+        return sys.modules.get(self.module) is not None
 
     def seed(self, seed: int) -> None:
         """Seed every generator of the library with ``seed`` (0 <= seed < 2**32)."""

@@ -22,7 +22,7 @@ def _torch() -> Any:
 
 
 class TorchRandom(Framework):
-    """``torch.manual_seed`` for CPU and all CUDA devices, and the cuDNN / TF32 / determinism flags."""
+    """``torch.manual_seed`` for CPU and every CUDA device; cuDNN, TF32 and determinism flags."""
 
     name = "torch"
     module = "torch"
@@ -162,8 +162,9 @@ class TorchRandom(Framework):
     def describe(self) -> dict[str, Any]:
         """Versions of torch, CUDA and cuDNN."""
         torch = _torch()
+        cudnn = torch.backends.cudnn
         return {
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "cudnn": cudnn.version() if cudnn.is_available() else None,
         }
