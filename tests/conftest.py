@@ -1,14 +1,16 @@
-"""Shared fixtures: every test starts from a blank repro session and leaves the process as it found it."""
+"""Shared fixtures: each test starts from a blank repro session; the process is restored after."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from repro import profiles as _profiles
 from repro import session as _session
+
+_profiles = sys.modules["repro.profiles"]
 
 HAS_CUDA = False
 if importlib.util.find_spec("torch") is not None:

@@ -11,7 +11,9 @@ when they are imported, and the panel loads when it is asked for.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from repro.data import dataloader_kwargs, rng, seed_worker
@@ -65,8 +67,23 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        function = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = function
+        return function
     raise AttributeError(f"module 'repro' has no attribute {name!r}")
+
+
+class _Package(ModuleType):
+    # ``repro.state()``, ``repro.profiles()``, ``repro.environment()`` and ``repro.panel()``
+    # share their names with submodules; importing a submodule would rebind the package
+    # attribute to the module. Keep the public functions.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and name in ("state", "profiles", *_LAZY):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

@@ -1,0 +1,217 @@
+"""The ``repro`` command (also ``python -m repro``): parse arguments, call repro, print.
+
+``repro info [--json] [--import]``: the environment, as text or JSON.
+``repro kernel install [--name N] [--display-name D] [--hash-seed N] [--user | --sys-prefix |
+--prefix P]``: a Jupyter kernel for this interpreter whose ``str`` hashing is fixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+__all__ = ["DEFAULT_KERNEL_NAME", "install_kernel", "main"]
+
+DEFAULT_KERNEL_NAME = "repro"
+
+#: What ``PYTHONHASHSEED`` accepts: 0 (no randomization) to 2**32 - 1.
+HASH_SEED_LIMIT = 2**32
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit status 2), not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _hash_seed(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"hash seed must be an integer from 0 to {HASH_SEED_LIMIT - 1}, got {text!r}"
+        ) from None
+    if not 0 <= value < HASH_SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"hash seed must be from 0 to {HASH_SEED_LIMIT - 1} (what PYTHONHASHSEED accepts), "
+            f"got {value}"
+        )
+    return value
+
+
+def _kernel_name(text: str) -> str:
+    # jupyter_client's rule for kernel names; checked here so the error is about the option.
+    if not re.fullmatch(r"[a-zA-Z0-9._-]+", text):
+        raise argparse.ArgumentTypeError(
+            f"kernel name may hold only letters, digits, '.', '_' and '-', got {text!r}"
+        )
+    return text.lower()
+
+
+def _parser() -> _Parser:
+    import repro
+
+    parser = _Parser(
+        prog="repro",
+        description="Reproducible Jupyter notebooks: describe the environment, install a kernel "
+        "with fixed str hashing.",
+    )
+    parser.add_argument("--version", action="version", version=f"repro {repro.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    info = commands.add_parser(
+        "info",
+        help="print the environment that decides whether a run repeats",
+        description="Print versions, backend flags, thread pools, hashing and git commit: "
+        "what repro.environment() returns. Reads only an allow-list of environment variables.",
+    )
+    info.add_argument("--json", action="store_true", help="JSON for tools instead of text")
+    info.add_argument(
+        "--import",
+        dest="import_frameworks",
+        action="store_true",
+        help="import every registered framework (numpy, torch, ...) first, so their versions, "
+        "threads and BLAS are read from the library rather than reported as not imported",
+    )
+
+    kernel = commands.add_parser(
+        "kernel", help="Jupyter kernels with fixed str hashing", description="Jupyter kernels."
+    )
+    kernel_commands = kernel.add_subparsers(
+        dest="kernel_command", metavar="COMMAND", parser_class=_Parser
+    )
+    install = kernel_commands.add_parser(
+        "install",
+        help="install a kernelspec for this Python whose PYTHONHASHSEED is fixed",
+        description="Install a Jupyter kernelspec for this interpreter that starts with "
+        "PYTHONHASHSEED=N and CUBLAS_WORKSPACE_CONFIG=:4096:8, so str hashing (set order, "
+        "hash()) and cuBLAS repeat from run to run. A running kernel cannot change its own hashing.",
+    )
+    install.add_argument(
+        "--name",
+        type=_kernel_name,
+        default=DEFAULT_KERNEL_NAME,
+        help=f"kernelspec name (default: {DEFAULT_KERNEL_NAME})",
+    )
+    install.add_argument(
+        "--display-name",
+        help="name shown in Jupyter (default: 'Python 3 (repro, hash seed N)')",
+    )
+    install.add_argument(
+        "--hash-seed",
+        type=_hash_seed,
+        default=0,
+        metavar="N",
+        help=f"PYTHONHASHSEED for the kernel, 0 to {HASH_SEED_LIMIT - 1} (default: 0)",
+    )
+    where = install.add_mutually_exclusive_group()
+    where.add_argument(
+        "--user", action="store_true", help="install for the current user (the default)"
+    )
+    where.add_argument(
+        "--sys-prefix",
+        action="store_true",
+        help="install into this Python's prefix (a virtual environment or conda env)",
+    )
+    where.add_argument("--prefix", metavar="PATH", help="install into PATH/share/jupyter/kernels")
+    return parser
+
+
+def install_kernel(
+    name: str = DEFAULT_KERNEL_NAME,
+    *,
+    hash_seed: int = 0,
+    display_name: str | None = None,
+    user: bool = True,
+    prefix: str | None = None,
+) -> str:
+    """Install a kernelspec for this interpreter with ``PYTHONHASHSEED=hash_seed``; return its folder.
+
+    Uses ipykernel's own kernelspec (``ipykernel.kernelspec.install``, which writes
+    ``kernel.json`` for ``sys.executable``) and jupyter_client's ``KernelSpecManager``.
+    The spec's ``env`` also sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, which cuBLAS
+    reads once, when CUDA starts. ``prefix`` wins over ``user``. An existing
+    kernelspec of the same name is replaced.
+    """
+    from ipykernel.kernelspec import install
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
+
+    if isinstance(hash_seed, bool) or not isinstance(hash_seed, int):
+        raise TypeError(f"hash_seed must be an int, got {hash_seed!r}")
+    if not 0 <= hash_seed < HASH_SEED_LIMIT:
+        raise ValueError(f"hash_seed must be from 0 to {HASH_SEED_LIMIT - 1}, got {hash_seed}")
+    env = {"PYTHONHASHSEED": str(hash_seed), "CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE_CONFIG}
+    return install(
+        kernel_spec_manager=KernelSpecManager(),
+        user=user and prefix is None,
+        kernel_name=name,
+        display_name=display_name or f"Python 3 (repro, hash seed {hash_seed})",
+        prefix=prefix,
+        env=env,
+    )
+
+
+def _info(args: argparse.Namespace) -> int:
+    import repro
+    from repro import frameworks
+    from repro.environment import format_environment
+
+    if args.import_frameworks:
+        for fw in frameworks.frameworks():
+            try:
+                importlib.import_module(fw.module)
+            except ImportError:
+                pass  # not installed: reported as such
+    env = repro.environment()
+    print(json.dumps(env, indent=2, ensure_ascii=False) if args.json else format_environment(env))
+    return 0
+
+
+def _kernel_install(args: argparse.Namespace) -> int:
+    import sys as _sys
+
+    prefix = _sys.prefix if args.sys_prefix else args.prefix
+    try:
+        folder = install_kernel(
+            args.name,
+            hash_seed=args.hash_seed,
+            display_name=args.display_name,
+            user=prefix is None,
+            prefix=prefix,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"repro: error: could not install kernel {args.name!r}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Installed kernelspec {args.name} in {folder}\n"
+        f"  PYTHONHASHSEED={args.hash_seed}, CUBLAS_WORKSPACE_CONFIG=:4096:8, python {sys.executable}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``repro`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Usage errors exit with status 2 and one line on stderr; a failed install returns 1.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        return _info(args)
+    if args.command == "kernel" and args.kernel_command == "install":
+        return _kernel_install(args)
+    if args.command == "kernel":
+        parser.exit(2, "repro kernel: error: choose a command: install (see repro kernel --help)\n")
+    parser.exit(2, "repro: error: choose a command: info, kernel (see repro --help)\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Small helpers shared by the test modules (no fixtures here: see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    """Run ``code`` in a fresh interpreter and return its stdout; fail with its stderr."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def streams(n: int = 5) -> tuple[list[float], list[float], list[float]]:
+    """The next ``n`` draws of Python random, NumPy's global RNG and torch's CPU RNG."""
+    import random
+
+    import numpy as np
+    import torch
+
+    return (
+        [random.random() for _ in range(n)],
+        np.random.rand(n).tolist(),
+        torch.rand(n).tolist(),
+    )
+
+
+def guide_set_seed(seed: int = 42) -> None:
+    """The reference guide's ``set_seed``, verbatim."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)  # For multi-GPU
+
+
+def torch_flags() -> dict[str, bool]:
+    """The backend flags a profile sets, read straight from torch."""
+    import torch
+
+    b = torch.backends
+    return dict(
+        det=b.cudnn.deterministic,
+        bench=b.cudnn.benchmark,
+        algos=torch.are_deterministic_algorithms_enabled(),
+        warn=torch.is_deterministic_algorithms_warn_only_enabled(),
+        tf32=b.cuda.matmul.allow_tf32,
+        cudnn_tf32=b.cudnn.allow_tf32,
+        fill=torch.utils.deterministic.fill_uninitialized_memory,
+    )

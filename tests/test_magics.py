@@ -1,0 +1,200 @@
+"""%repro and %%repro in a real IPython InteractiveShell."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.helpers import guide_set_seed, streams, torch_flags
+
+import repro
+
+
+def run(shell, source: str):
+    return shell.run_cell(source, store_history=True)
+
+
+def test_repro_42_deterministic(shell, capsys) -> None:
+    result = run(shell, "%repro 42 --deterministic")
+    assert result.success
+    out = capsys.readouterr().out
+    assert "seed 42" in out and "profile debug" in out
+    assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    got = streams()
+    guide_set_seed(42)
+    assert got == streams()
+
+
+@pytest.mark.parametrize(
+    ("line", "profile", "algorithms"),
+    [
+        ("%repro 1 -p final", "final", "warn"),
+        ("%repro --profile production", "production", "off"),
+        ("%repro 1 -d --warn-only", "debug", "warn"),
+        ("%repro 1 -d --algorithms off", "debug", "off"),
+        ("%repro 0x10 --profile search -q", "search", "off"),
+    ],
+)
+def test_flags(shell, line: str, profile: str, algorithms: str) -> None:
+    assert run(shell, line).success
+    st = repro.state()
+    assert st.profile == profile
+    assert st.settings["deterministic_algorithms"] == algorithms
+
+
+def test_make_reproducible_recipe_is_one_magic(shell) -> None:
+    # The guide's make_reproducible(42): seeds, cudnn deterministic, no benchmark, hash seed env.
+    run(shell, "%repro 42 -d --algorithms off -q")
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.are_deterministic_algorithms_enabled()
+    got = streams()
+    guide_set_seed(42)
+    assert got == streams()
+
+
+def test_bare_repro_shows_the_state(shell, capsys) -> None:
+    run(shell, "%repro 5 -p final -q")
+    capsys.readouterr()
+    result = run(shell, "%repro")
+    assert isinstance(result.result, repro.State)
+    out = capsys.readouterr().out
+    assert "seed 5" in out and "cudnn.deterministic" in out and "torch (CPU)" in out
+
+
+def test_random_seed_is_printed_and_pinnable(shell, capsys) -> None:
+    run(shell, "%repro random")
+    seed = repro.state().seed
+    assert seed is not None and f"seed {seed}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("%repro abc", "seed must be an integer"),
+        ("%repro -1", "0 <= seed < 2**32"),
+        ("%repro 2**40", "seed must be an integer"),
+        ("%repro 4294967296", "0 <= seed < 2**32"),
+        ("%repro --profile nope", "unknown profile 'nope'"),
+        ("%repro 1 -d -p production", "--deterministic means --profile debug"),
+        ("%repro 1 --algorithms maybe", "invalid choice"),
+        ("%repro 1 --keep", "--keep is for the %%repro cell magic"),
+        ("%repro --warn-only", "needs a profile"),
+    ],
+)
+def test_bad_input_is_one_usage_error_and_changes_nothing(shell, capsys, line, message) -> None:
+    run(shell, "%repro 3 -p production -q")
+    before, flags = repro.state(), torch_flags()
+    capsys.readouterr()
+    result = run(shell, line)
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert message in text
+    assert "Traceback" not in text
+    assert repro.state() == before
+    assert torch_flags() == flags
+
+
+def test_cell_magic_reruns_identically_and_restores(shell) -> None:
+    run(shell, "%repro 1 -p production -q")
+    run(shell, "import torch")
+    cell = (
+        "%%repro 42 -d\nx = torch.rand(3).tolist()\n"
+        "flags = torch.are_deterministic_algorithms_enabled()"
+    )
+    run(shell, cell)
+    first = shell.user_ns["x"]
+    assert shell.user_ns["flags"] is True
+    run(shell, "torch.rand(100)")  # whatever ran before...
+    run(shell, cell)
+    assert shell.user_ns["x"] == first  # ...the cell gives the same output
+    st = repro.state()
+    assert (st.seed, st.profile) == (1, "production")
+    assert torch.backends.cudnn.benchmark and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_cell_magic_leaves_following_cells_undisturbed(shell) -> None:
+    run(shell, "%repro 8 -q")
+    run(shell, "import torch; a = torch.rand(2).tolist()")
+    expected = streams(3)
+    run(shell, "%repro 8 -q")
+    run(shell, "b = torch.rand(2).tolist()")
+    run(shell, "%%repro 123\n_ = torch.rand(50)")
+    assert shell.user_ns["a"] == shell.user_ns["b"]
+    assert streams(3) == expected
+
+
+def test_cell_magic_displays_the_last_expression(shell, capsys) -> None:
+    capsys.readouterr()
+    run(shell, "%%repro 1\nx = 40\nx + 2")
+    assert "42" in capsys.readouterr().out
+
+
+def test_cell_magic_error_fails_the_cell_and_restores(shell, capsys) -> None:
+    run(shell, "%repro 4 -p search -q")
+    before = repro.state()
+    result = run(shell, "%%repro 99 -p debug\nx = 1\nraise ValueError('user error here')\n")
+    assert isinstance(result.error_in_exec, ValueError)
+    assert not result.success
+    text = capsys.readouterr()
+    shown = text.out + text.err
+    assert "user error here" in shown
+    assert "raise ValueError('user error here')" in shown  # points at the user's line
+    assert "repro/magics.py" not in shown and "_run_cell" not in shown
+    assert repro.state() == before
+
+
+def test_cell_magic_keep(shell) -> None:
+    run(shell, "%%repro 77 -p final --keep\nimport torch")
+    st = repro.state()
+    assert (st.seed, st.profile) == (77, "final")
+
+
+def test_cell_magic_fires_cell_events_once(shell) -> None:
+    calls: list[str] = []
+
+    def pre(info) -> None:
+        calls.append("pre")
+
+    def post(result) -> None:
+        calls.append("post")
+
+    shell.events.register("pre_run_cell", pre)
+    shell.events.register("post_run_cell", post)
+    try:
+        run(shell, "%%repro 1\nx = 1")
+    finally:
+        shell.events.unregister("pre_run_cell", pre)
+        shell.events.unregister("post_run_cell", post)
+    assert calls == ["pre", "post"]
+
+
+def test_cell_magic_runs_line_magics_inside(shell) -> None:
+    run(shell, "%%repro 1\n%repro 2 -q\ny = 3")
+    assert shell.user_ns["y"] == 3
+    assert repro.state().seed is None  # restored: the session had no seed before
+
+
+def test_load_twice_unload_reload(shell, capsys) -> None:
+    before = dict(shell.magics_manager.magics["line"])
+    run(shell, "%load_ext repro")
+    run(shell, "%reload_ext repro")
+    assert dict(shell.magics_manager.magics["line"]).keys() == before.keys()
+    run(shell, "%unload_ext repro")
+    assert "repro" not in shell.magics_manager.magics["line"]
+    assert "repro" not in shell.magics_manager.magics["cell"]
+    run(shell, "%load_ext repro")
+    assert run(shell, "%repro 1 -q").success
+
+
+def test_help_has_examples(shell) -> None:
+    doc = shell.find_line_magic("repro").__doc__
+    assert "%repro 42 --deterministic" in doc and "--warn-only" in doc and "%%repro" in doc
+
+
+def test_profiles_subcommand(shell, capsys) -> None:
+    result = run(shell, "%repro profiles")
+    text = repr(result.result)
+    for name in ("debug", "final", "search", "production"):
+        assert name in text
