@@ -21,6 +21,14 @@ def _torch() -> Any:
     return sys.modules["torch"]
 
 
+def _matmul_precision(torch: Any) -> str:
+    try:
+        return torch.get_float32_matmul_precision()
+    except RuntimeError:
+        # torch >= 2.9 raises here once the legacy and the new TF32 APIs were both used.
+        return "high" if torch.backends.cuda.matmul.allow_tf32 else "highest"
+
+
 class TorchRandom(Framework):
     """``torch.manual_seed`` for CPU and every CUDA device; cuDNN, TF32 and determinism flags."""
 
@@ -90,7 +98,7 @@ class TorchRandom(Framework):
             "cudnn_benchmark": bool(b.cudnn.benchmark),
             "cudnn_tf32": bool(b.cudnn.allow_tf32),
             "matmul_tf32": bool(b.cuda.matmul.allow_tf32),
-            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "float32_matmul_precision": _matmul_precision(torch),
             "deterministic_algorithms": algorithms,
             "fill_uninitialized_memory": bool(torch.utils.deterministic.fill_uninitialized_memory),
             "cuda_initialized": bool(torch.cuda.is_initialized()),
@@ -105,7 +113,12 @@ class TorchRandom(Framework):
             "cudnn_benchmark": lambda v: setattr(b.cudnn, "benchmark", v),
             "cudnn_tf32": lambda v: setattr(b.cudnn, "allow_tf32", v),
             "matmul_tf32": lambda v: setattr(b.cuda.matmul, "allow_tf32", v),
-            "float32_matmul_precision": torch.set_float32_matmul_precision,
+            # The legacy allow_tf32 flag already sets "highest"/"high"; only "medium" (bf16)
+            # needs the newer call, written after it (mixing them in the other order makes
+            # torch.get_float32_matmul_precision() raise).
+            "float32_matmul_precision": lambda v: (
+                torch.set_float32_matmul_precision(v) if v == "medium" else None
+            ),
             "deterministic_algorithms": lambda v: torch.use_deterministic_algorithms(
                 v != "off", warn_only=v == "warn"
             ),
@@ -114,14 +127,17 @@ class TorchRandom(Framework):
             ),
         }
         before = self.read_settings()
+        # Only flags that change are written: torch.use_deterministic_algorithms imports
+        # torch._inductor (seconds), so an unchanged flag must cost nothing.
         try:
             for key, value in values.items():
-                if key in setters:
+                if key in setters and before.get(key) != value:
                     setters[key](value)
         except BaseException:
             # All or nothing: a flag that fails puts back every flag already switched.
+            now = self.read_settings()
             for key, value in before.items():
-                if key in setters:
+                if key in setters and now.get(key) != value:
                     setters[key](value)
             raise
 
