@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 
-def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
     """Run ``code`` in a fresh interpreter and return its stdout; fail with its stderr."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
