@@ -79,7 +79,7 @@ def test_random_seed_is_printed_and_pinnable(shell, capsys) -> None:
         ("%repro 1 -d -p production", "--deterministic means --profile debug"),
         ("%repro 1 --algorithms maybe", "invalid choice"),
         ("%repro 1 --keep", "--keep is for the %%repro cell magic"),
-        ("%repro --warn-only", "needs a profile"),
+        ("%repro 1 -d --warn-only --algorithms raise", "--warn-only means --algorithms warn"),
     ],
 )
 def test_bad_input_is_one_usage_error_and_changes_nothing(shell, capsys, line, message) -> None:
@@ -174,6 +174,13 @@ def test_cell_magic_runs_line_magics_inside(shell) -> None:
     run(shell, "%%repro 1\n%repro 2 -q\ny = 3")
     assert shell.user_ns["y"] == 3
     assert repro.state().seed is None  # restored: the session had no seed before
+
+
+def test_overrides_without_any_profile_are_refused(shell, capsys) -> None:
+    result = run(shell, "%repro --warn-only")
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert "needs a profile" in capsys.readouterr().err
+    assert repro.state().profile is None
 
 
 def test_load_twice_unload_reload(shell, capsys) -> None:

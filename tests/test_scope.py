@@ -123,7 +123,8 @@ def test_cuda_states_are_saved_only_when_cuda_is_initialised(monkeypatch) -> Non
     with repro.scope(7):
         assert fake["cuda0"].tolist() == [7, 0, 0]
     assert fake["cuda0"].tolist() == [1, 2, 3]
-    assert calls == ["seed_all(7)", "set_all"]
+    # Seeding queued seed 7 for CUDA; leaving restored the saved state, last.
+    assert "seed_all(7)" in calls and calls[-1] == "set_all" and calls.count("set_all") == 1
 
 
 def test_python_and_numpy_state_identical_after_scope() -> None:
