@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import re
@@ -91,7 +92,8 @@ def _parser() -> _Parser:
         help="install a kernelspec for this Python whose PYTHONHASHSEED is fixed",
         description="Install a Jupyter kernelspec for this interpreter that starts with "
         "PYTHONHASHSEED=N and CUBLAS_WORKSPACE_CONFIG=:4096:8, so str hashing (set order, "
-        "hash()) and cuBLAS repeat from run to run. A running kernel cannot change its own hashing.",
+        "hash()) and cuBLAS repeat from run to run. A running kernel cannot change its own "
+        "hashing.",
     )
     install.add_argument(
         "--name",
@@ -131,7 +133,7 @@ def install_kernel(
     user: bool = True,
     prefix: str | None = None,
 ) -> str:
-    """Install a kernelspec for this interpreter with ``PYTHONHASHSEED=hash_seed``; return its folder.
+    """Install a kernelspec for this Python with ``PYTHONHASHSEED=hash_seed``; return its folder.
 
     Uses ipykernel's own kernelspec (``ipykernel.kernelspec.install``, which writes
     ``kernel.json`` for ``sys.executable``) and jupyter_client's ``KernelSpecManager``.
@@ -166,19 +168,15 @@ def _info(args: argparse.Namespace) -> int:
 
     if args.import_frameworks:
         for fw in frameworks.frameworks():
-            try:
+            with contextlib.suppress(ImportError):  # not installed: reported as such
                 importlib.import_module(fw.module)
-            except ImportError:
-                pass  # not installed: reported as such
     env = repro.environment()
     print(json.dumps(env, indent=2, ensure_ascii=False) if args.json else format_environment(env))
     return 0
 
 
 def _kernel_install(args: argparse.Namespace) -> int:
-    import sys as _sys
-
-    prefix = _sys.prefix if args.sys_prefix else args.prefix
+    prefix = sys.prefix if args.sys_prefix else args.prefix
     try:
         folder = install_kernel(
             args.name,
@@ -192,7 +190,8 @@ def _kernel_install(args: argparse.Namespace) -> int:
         return 1
     print(
         f"Installed kernelspec {args.name} in {folder}\n"
-        f"  PYTHONHASHSEED={args.hash_seed}, CUBLAS_WORKSPACE_CONFIG=:4096:8, python {sys.executable}"
+        f"  PYTHONHASHSEED={args.hash_seed}, CUBLAS_WORKSPACE_CONFIG=:4096:8, "
+        f"python {sys.executable}"
     )
     return 0
 

@@ -461,7 +461,8 @@ def config_cell(params: dict[str, Any] | None = None) -> str:
     ``profile``, ``settings``: the backend flags of the profile as applied,
     ``params``: the user's own, e.g. ``{"model": "ResNet18", "lr": 0.001}``, and
     ``environment``: :func:`environment` without the session's keys), then
-    ``import repro`` and ``repro.apply_config(config)``.
+    ``import repro`` and ``differences = repro.apply_config(config)`` (which prints
+    them; assigned, so a notebook does not show the list a second time).
 
     The source is valid Python whatever the values, already as ``ruff format``
     leaves it, and ``ast.literal_eval`` reads the dict. ``params`` values must be
@@ -476,6 +477,7 @@ def config_cell(params: dict[str, Any] | None = None) -> str:
     for name in params:
         if not isinstance(name, str):
             raise TypeError(f"param names must be strings, got {name!r}")
+    _literal(params, 0, "params")  # the error names the param, e.g. params['lr'] is nan
     session = _session.current()
     env = environment()
     config = {
@@ -493,7 +495,13 @@ def config_cell(params: dict[str, Any] | None = None) -> str:
         "# raises instead). The dict is plain data: nothing in it is executed.",
     ]
     return "\n".join(
-        [*header, "import repro", "", f"config = {body}", "repro.apply_config(config)"]
+        [
+            *header,
+            "import repro",
+            "",
+            f"config = {body}",
+            "differences = repro.apply_config(config)",
+        ]
     )
 
 
@@ -668,9 +676,8 @@ def _facts(env: dict[str, Any]) -> dict[str, _Fact]:
     git = env.get("git")
     if isinstance(git, dict):
         facts["git.commit"] = _Fact("git commit", git.get("commit"), False)
-        facts["git.dirty"] = _Fact(
-            "git work tree", {True: "dirty", False: "clean"}.get(git.get("dirty"), "unknown"), False
-        )
+        if git.get("dirty") is not None:  # unknown (git missing or slow) is no difference
+            facts["git.dirty"] = _Fact("git work tree", "dirty" if git["dirty"] else "clean", False)
     return facts
 
 
@@ -773,18 +780,17 @@ def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = 
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be True or False, got {strict!r}")
     seed, profile, overrides = _validate(config)
-    # What the kernel will be once applied: applying changes only seed, profile and flags.
-    expected = environment()
-    if seed is not None:
-        expected["seed"] = seed
-    if profile is not None:
-        expected["profile"] = profile
-        if expected["backend_flags"]:
-            flags = get_profile(profile).settings.with_overrides(**overrides).as_dict()
-            expected["backend_flags"] = {**expected["backend_flags"], **flags}
-    found = _differences(_recorded(config), expected)
+    recorded = _recorded(config)
     if strict:
-        affecting = [line for line, affects in found if affects]
+        # A trial run under scope(), which puts every seed, flag and variable back:
+        # backend flags are coupled (TF32 moves float32 matmul precision), so the
+        # differences are measured, not predicted.
+        seed_before = _session.current().seed
+        with _session.scope(seed, profile, **overrides):
+            trial = environment()
+        if seed is None:
+            trial["seed"] = seed_before  # scope() seeds even without a seed; setup() does not
+        affecting = [line for line, affects in _differences(recorded, trial) if affects]
         if affecting:
             raise ValueError(
                 "this kernel differs from the config in what affects results: "
@@ -798,7 +804,7 @@ def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = 
     except BaseException:
         live.config = before
         raise
-    lines = [line for line, _ in found]
+    lines = [line for line, _ in _differences(recorded, environment())]
     if not quiet:
         print(_report(seed, profile, lines))
     return lines

@@ -1,0 +1,159 @@
+"""End to end: ``repro kernel install`` into a temporary prefix, a real kernel started from it.
+
+One kernel serves every test here (starting one costs seconds): it checks the fixed
+str hashing, the ``%repro export`` payload, and a config cell exported in this
+process re-applied in that fresh kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+import repro
+from repro.cli import main
+
+pytestmark = pytest.mark.slow
+
+HASH_SEED = 123
+KERNEL_NAME = "repro-test"
+TIMEOUT_S = 120  # generous: a loaded CI machine imports torch slowly
+
+
+class Kernel:
+    """A started kernel and a blocking client; :meth:`run` executes code and collects output."""
+
+    def __init__(self, manager: KernelManager) -> None:
+        self.manager = manager
+        self.client = manager.client()
+
+    def run(self, code: str) -> tuple[dict[str, Any], str]:
+        """Execute ``code``; return the execute_reply's content and everything printed."""
+        printed: list[str] = []
+
+        def collect(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] == "stream":
+                printed.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                printed.append("\n".join(msg["content"]["traceback"]))
+
+        reply = self.client.execute_interactive(code, output_hook=collect, timeout=TIMEOUT_S)
+        content = reply["content"]
+        assert content["status"] == "ok", "".join(printed)
+        return content, "".join(printed)
+
+    def value(self, expression: str) -> Any:
+        """The JSON value of ``expression`` evaluated in the kernel."""
+        _, printed = self.run(f"import json as _json\nprint(_json.dumps({expression}))")
+        return json.loads(printed)
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    prefix = tmp_path_factory.mktemp("prefix")
+    argv = ["kernel", "install", "--prefix", str(prefix), "--name", KERNEL_NAME]
+    assert main([*argv, "--hash-seed", str(HASH_SEED)]) == 0
+    specs = KernelSpecManager(kernel_dirs=[str(prefix / "share" / "jupyter" / "kernels")])
+    manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    # The kernel starts in the repository, as a notebook in it would.
+    manager.start_kernel(cwd=str(Path(__file__).resolve().parents[1]))
+    started = Kernel(manager)
+    try:
+        started.client.start_channels()
+        started.client.wait_for_ready(timeout=TIMEOUT_S)
+        yield started
+    finally:
+        started.client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def test_the_installed_kernel_hashes_str_with_the_chosen_seed(kernel: Kernel) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": str(HASH_SEED)}
+    fresh = subprocess.run(
+        [sys.executable, "-c", "print(hash('repro'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    inside = kernel.value("hash('repro')")
+    assert inside == int(fresh.stdout)
+    # and not by chance: another seed hashes differently
+    assert inside != int(
+        subprocess.run(
+            [sys.executable, "-c", "print(hash('repro'))"],
+            env={**env, "PYTHONHASHSEED": str(HASH_SEED + 1)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    kernel.run("import repro")
+    assert kernel.value("[repro.hash_seed(), repro.state().hash_fixed]") == [HASH_SEED, True]
+    assert kernel.value("repro.environment()['hashing']") == {
+        "randomized": False,
+        "seed": HASH_SEED,
+    }
+    assert kernel.value("__import__('os').environ['CUBLAS_WORKSPACE_CONFIG']") == ":4096:8"
+
+
+def test_a_config_cell_exported_here_reapplies_in_the_fresh_kernel(kernel: Kernel) -> None:
+    repro.setup(42, "debug", deterministic_algorithms="warn")
+    flags = dict(repro.state().settings)
+    expected = [random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()]
+    source = repro.config_cell({"model": "ResNet18", "lr": 0.001, "batch_size": 64})
+
+    # Run the cell first, import the libraries after: repro seeds them at their import.
+    _, printed = kernel.run(source)
+    assert "applied config: seed 42 · profile debug" in printed
+    kernel.run("import random, numpy as np, torch")
+    draws = kernel.value("[random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()]")
+    assert draws == expected
+    st = kernel.value(
+        "{'seed': repro.state().seed, 'profile': repro.state().profile, "
+        "'overrides': dict(repro.state().overrides), 'flags': dict(repro.state().settings)}"
+    )
+    assert st == {
+        "seed": 42,
+        "profile": "debug",
+        "overrides": {"deterministic_algorithms": "warn"},
+        "flags": flags,
+    }
+    # Only the kernel's hashing differs from this pytest process's in what affects results.
+    lines = kernel.value("repro.check()")
+    affecting = [line for line in lines if not line.endswith("(informational)")]
+    here = (
+        "randomized" if repro.hash_seed() is None else f"fixed (PYTHONHASHSEED={repro.hash_seed()})"
+    )
+    assert affecting == [f"str hashing {here} → fixed (PYTHONHASHSEED={HASH_SEED})"]
+
+
+def test_export_magic_sends_a_set_next_input_payload_that_replaces_nothing(
+    kernel: Kernel,
+) -> None:
+    kernel.run("%load_ext repro\n%repro 42 -p final\nconfig = 'mine'")
+    content, printed = kernel.run("%repro export --param lr=0.001 --param model=ResNet18")
+    assert "config cell inserted below" in printed
+    (payload,) = content["payload"]
+    assert payload["source"] == "set_next_input"
+    assert payload["replace"] is False
+    tree = ast.parse(payload["text"])
+    config = ast.literal_eval(tree.body[1].value)
+    assert (config["seed"], config["profile"]) == (42, "final")
+    assert config["params"] == {"lr": 0.001, "model": "ResNet18"}
+    assert config["environment"]["hashing"] == {"randomized": False, "seed": HASH_SEED}
+    # the text was only sent: nothing of it ran in the kernel
+    assert kernel.value("config") == "mine"
