@@ -1,0 +1,596 @@
+"""The live panel: ``%repro panel`` or ``repro.panel()``.
+
+A thin shell over the core: it reads :func:`repro.state` and calls
+:func:`repro.seed` / :func:`repro.use_profile`; it keeps no state of its own
+beyond what it last drew. The pure part (what the rows say) is plain functions
+on a :class:`repro.State`; :class:`Panel` is the ipywidgets plumbing.
+
+It stays true as cells run: one ``post_run_cell`` callback per kernel refreshes
+every live panel, and each panel subscribes to the session, so a change made
+by the API, a magic or another panel shows at once. A refresh takes a new
+snapshot and redraws only if it differs from the one last drawn.
+
+Export inserts the config cell (:func:`repro.config_cell`) below the panel's
+cell through ipylab's ``JupyterFrontEnd`` (JupyterLab 4, Notebook 7); where no
+such bridge answers, the panel shows the cell's code ready to copy instead.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import ipywidgets as widgets
+
+from repro import session as _session
+from repro.profiles import Profile, profiles
+from repro.state import SETTING_LABELS, State, state
+
+__all__ = [
+    "Panel",
+    "panel",
+    "profile_hint",
+    "setting_rows",
+    "source_rows",
+    "summary",
+    "unload",
+]
+
+# --- what the panel says (pure: a State in, text out) -------------------------------
+
+#: A stream's status, for people: (word, tooltip).
+_STATUS = {
+    "fresh": "untouched since seeding: the next draw is the seed's first",
+    "moved": "random numbers were drawn since seeding",
+    "not seeded": "imported, but no seed was applied yet",
+    "seeded on import": "not imported yet; repro seeds it when it is imported",
+    "not imported": "not imported yet",
+}
+
+#: Settings shown in one row together (cuDNN's availability and version).
+_FOLDED = ("cudnn_available", "cudnn_version")
+
+
+def source_rows(st: State) -> list[tuple[str, str, str, str]]:
+    """One row per source of randomness: (stream, seed, fingerprint, status).
+
+    Status is one of ``fresh``, ``moved``, ``not seeded``, ``seeded on import``
+    and ``not imported`` (see ``_STATUS`` for what each means).
+    """
+    rows = []
+    for s in st.sources:
+        if not s.imported:
+            status = "seeded on import" if st.seed is not None else "not imported"
+            rows.append((s.stream, "–", "–", status))
+            continue
+        status = {None: "not seeded", True: "moved", False: "fresh"}[s.moved]
+        rows.append(
+            (s.stream, "–" if s.seed is None else str(s.seed), s.fingerprint or "–", status)
+        )
+    return rows
+
+
+def _flag(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def setting_rows(st: State) -> list[tuple[str, str]]:
+    """The backend settings as (label, value) rows, in the order a PyTorch user reads them.
+
+    cuDNN's availability and version share a row; ``CUBLAS_WORKSPACE_CONFIG`` and
+    whether ``str`` hashing is fixed in this kernel come last.
+    """
+    settings = dict(st.settings)
+    rows: list[tuple[str, str]] = []
+    if "cudnn_available" in settings:
+        version = settings.get("cudnn_version")
+        available = settings["cudnn_available"]
+        rows.append(("cuDNN", f"available, v{version}" if available else "not available"))
+    for key, value in settings.items():
+        if key not in _FOLDED:
+            rows.append((SETTING_LABELS.get(key, key), _flag(value)))
+    if not settings:
+        rows.append(("torch flags", "set when torch is imported"))
+    for name, value in st.environ.items():
+        rows.append((name, "unset" if value is None else value))
+    if st.hash_fixed:
+        rows.append(("str hashing", f"fixed (PYTHONHASHSEED={st.hash_seed})"))
+    else:
+        rows.append(("str hashing", "randomized in this kernel"))
+    return rows
+
+
+def summary(st: State) -> str:
+    """One line: seed, profile and whether anything stands in the way (``⚠ 2 warnings``)."""
+    seed = "none" if st.seed is None else str(st.seed)
+    verdict = (
+        f"⚠ {len(st.warnings)} warning{'s' if len(st.warnings) != 1 else ''}"
+        if st.warnings
+        else ("✓ reproducible" if st.seed is not None else "not seeded")
+    )
+    return f"seed {seed} · profile {st.profile_label} · {verdict}"
+
+
+def profile_hint(profile: Profile | None) -> str:
+    """What a profile is meant for and what it trades, in one line."""
+    if profile is None:
+        return "no profile: torch's backend flags are left as they are"
+    trade = f" · {profile.trade}" if profile.trade else ""
+    return f"{profile.name}: {profile.meant_for}{trade}"
+
+
+# --- drawing (HTML strings; the CSS uses JupyterLab's theme variables) -----------------
+
+_CSS = """
+<style>
+.repro-panel { font-family: var(--jp-ui-font-family, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, inherit);
+  background: var(--jp-layout-color1, transparent);
+  border: 1px solid var(--jp-border-color2, #ccc); border-radius: 4px;
+  padding: 6px 10px 8px; max-width: 860px; box-sizing: border-box; }
+.repro-panel .repro-head { display: flex; align-items: baseline; gap: 10px; }
+.repro-panel .repro-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 14px); }
+.repro-panel .repro-summary { color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-ok { color: var(--jp-success-color1, #2e7d32); }
+.repro-panel .repro-bad { color: var(--jp-warn-color0, #b45309); font-weight: 600; }
+.repro-panel .repro-label { color: var(--jp-ui-font-color2, #555); min-width: 52px; }
+.repro-panel .repro-hint { color: var(--jp-ui-font-color2, #555); padding-left: 60px;
+  font-size: var(--jp-ui-font-size0, 11px); margin: -2px 0 4px; }
+.repro-panel table { border-collapse: collapse; }
+.repro-panel th { text-align: left; font-weight: 600; color: var(--jp-ui-font-color2, #555);
+  border-bottom: 1px solid var(--jp-border-color2, #ccc); padding: 2px 12px 2px 0; }
+.repro-panel td { padding: 1px 12px 1px 0; vertical-align: top; white-space: nowrap; }
+.repro-panel h4 { margin: 4px 0 2px; font-size: var(--jp-ui-font-size1, 13px);
+  font-weight: 600; color: var(--jp-ui-font-color1, inherit); }
+.repro-panel code, .repro-panel pre { font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 12px); }
+.repro-panel .repro-moved { color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-fresh { color: var(--jp-success-color1, #2e7d32); }
+.repro-panel .repro-unseeded { color: var(--jp-warn-color0, #b45309); }
+.repro-panel .repro-muted { color: var(--jp-ui-font-color3, #888); }
+.repro-panel .repro-tables { gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+.repro-panel ul.repro-warnings { margin: 4px 0 2px; padding-left: 18px;
+  color: var(--jp-warn-color0, #b45309); white-space: normal; }
+.repro-panel ul.repro-warnings li { margin: 1px 0; }
+.repro-panel .repro-status { min-height: 1.3em; color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-error { color: var(--jp-error-color1, #c62828); white-space: pre-wrap; }
+.repro-panel pre.repro-code { max-height: 220px; overflow: auto; margin: 4px 0 0;
+  padding: 6px 8px; background: var(--jp-cell-editor-background, #f7f7f7);
+  border: 1px solid var(--jp-border-color2, #ccc); border-radius: 2px;
+  color: var(--jp-content-font-color1, inherit); user-select: text; }
+</style>
+"""
+
+_STATUS_CLASS = {
+    "fresh": "repro-fresh",
+    "moved": "repro-moved",
+    "not seeded": "repro-unseeded",
+    "seeded on import": "repro-muted",
+    "not imported": "repro-muted",
+}
+
+
+def _sources_html(st: State) -> str:
+    e = html.escape
+    body = "".join(
+        f"<tr><td>{e(stream)}</td><td><code>{e(seed)}</code></td>"
+        f"<td><code class='repro-fingerprint'>{e(fp)}</code></td>"
+        f"<td class='{_STATUS_CLASS[status]}' title='{e(_STATUS[status])}'>{e(status)}</td></tr>"
+        for stream, seed, fp, status in source_rows(st)
+    )
+    return (
+        "<h4>Sources of randomness</h4><table class='repro-sources'>"
+        "<tr><th>source</th><th>seed</th><th>fingerprint</th><th>since seeding</th></tr>"
+        f"{body}</table>"
+    )
+
+
+def _settings_html(st: State) -> str:
+    e = html.escape
+    body = "".join(
+        f"<tr><td>{e(label)}</td><td><code>{e(value)}</code></td></tr>"
+        for label, value in setting_rows(st)
+    )
+    return f"<h4>Backend settings</h4><table class='repro-settings'>{body}</table>"
+
+
+def _warnings_html(st: State) -> str:
+    if not st.warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in st.warnings)
+    return f"<ul class='repro-warnings'>{items}</ul>"
+
+
+def _head_html(st: State) -> str:
+    text = html.escape(summary(st))
+    css = "repro-bad" if st.warnings else ("repro-ok" if st.seed is not None else "repro-summary")
+    seed, _, verdict = text.rpartition(" · ")
+    return (
+        "<div class='repro-head'><span class='repro-title'>repro</span>"
+        f"<span class='repro-summary'>{seed} · <span class='{css}'>{verdict}</span></span></div>"
+    )
+
+
+# --- the export bridge --------------------------------------------------------------
+
+
+class _Bridge:
+    """ipylab's ``JupyterFrontEnd``: runs JupyterLab commands from the kernel.
+
+    Created with the first panel, so that the frontend has answered (``lab_ready``)
+    by the time someone clicks export; a frontend without ipylab never answers,
+    and the panel falls back to showing the code.
+    """
+
+    def __init__(self) -> None:
+        from ipylab import JupyterFrontEnd
+
+        self.ready = False
+        self.app = JupyterFrontEnd()
+        self.app.on_ready(self._on_ready)
+
+    def _on_ready(self) -> None:
+        self.ready = True
+
+    def insert_below(self, source: str) -> None:
+        """Insert a new cell below the active cell of the current notebook, holding ``source``.
+
+        Clicking a button in a cell's output makes that cell the active one, so
+        from the panel's button this is the panel's cell. The new cell is empty
+        when ``replace-selection`` runs, so no existing cell is ever changed.
+        """
+        self.app.commands.execute("notebook:insert-cell-below")
+        self.app.commands.execute("notebook:replace-selection", {"text": source})
+
+    def close(self) -> None:
+        """Close the frontend widget (and its children)."""
+        for child in (self.app.commands, self.app.shell, self.app.sessions):
+            child.close()
+        self.app.close()
+
+
+def _make_bridge() -> _Bridge | None:
+    try:
+        return _Bridge()
+    except ImportError:  # ipylab is the optional extra jupyter-repro[lab]
+        return None
+
+
+# --- the widget ---------------------------------------------------------------------
+
+
+class Panel(widgets.VBox):
+    """The reproducibility panel. Create it with :func:`panel`.
+
+    Its controls are attributes, so that code and tests can drive it like a
+    person would: ``seed_text``, ``apply_button``, ``random_button``,
+    ``profile_buttons``, ``export_button``; and what it shows: ``header``,
+    ``hint``, ``sources``, ``settings``, ``warnings``, ``status``, ``code``.
+    """
+
+    def __init__(self, bridge: _Bridge | None = None) -> None:
+        self._bridge = bridge
+        self._drawn: tuple[Any, ...] | None = None
+        self._drawn_seed: int | None = None
+        self._syncing = False
+        self._closed = False
+
+        self.header = widgets.HTML()
+        self.seed_text = widgets.Text(
+            placeholder="none",
+            description="seed",
+            layout=widgets.Layout(width="180px"),
+            style={"description_width": "52px"},
+        )
+        self.apply_button = widgets.Button(
+            description="Apply", tooltip="seed Python, NumPy and torch with this seed"
+        )
+        self.random_button = widgets.Button(
+            description="New random seed", tooltip="draw a fresh seed from the OS and apply it"
+        )
+        for button in (self.apply_button, self.random_button):
+            button.layout = widgets.Layout(width="auto")
+        self.profile_buttons = widgets.ToggleButtons(
+            options=[], value=None, description="profile", style={"description_width": "52px"}
+        )
+        self.hint = widgets.HTML()
+        self.sources = widgets.HTML()
+        self.settings = widgets.HTML()
+        self.warnings = widgets.HTML()
+        self.export_button = widgets.Button(
+            description="Export config cell",
+            icon="file-export",
+            tooltip="insert a cell below that records and re-applies this run (repro.config_cell)",
+            layout=widgets.Layout(width="auto"),
+        )
+        self.status = widgets.HTML()
+        self.code = widgets.HTML()
+
+        self.apply_button.on_click(self._reporting(self._apply_seed))
+        self.random_button.on_click(self._reporting(self._random_seed))
+        self.export_button.on_click(self._reporting(self._export))
+        self.profile_buttons.observe(self._reporting(self._switch_profile), names="value")
+
+        tables = widgets.HBox([self.sources, self.settings])
+        tables.add_class("repro-tables")
+        super().__init__(
+            [
+                widgets.HTML(_CSS, layout=widgets.Layout(display="none")),
+                self.header,
+                widgets.HBox([self.seed_text, self.apply_button, self.random_button]),
+                self.profile_buttons,
+                self.hint,
+                tables,
+                self.warnings,
+                widgets.HBox([self.export_button, self.status]),
+                self.code,
+            ]
+        )
+        self.add_class("repro-panel")
+        self.hint.add_class("repro-hint")
+        self.status.add_class("repro-status")
+        self._unsubscribe: Callable[[], None] | None = _session.subscribe(self._on_session_change)
+        self.refresh()
+
+    # -- refreshing --
+
+    def refresh(self, snapshot: State | None = None) -> bool:
+        """Redraw if the kernel's state differs from what was drawn; return whether it did.
+
+        Comparing snapshots (seed, profile, fingerprints, flags, warnings) and the
+        profile registry is what keeps a cell in which nothing changed cheap.
+        """
+        st = state() if snapshot is None else snapshot
+        key = (st, profiles())
+        if key == self._drawn:
+            return False
+        self._draw(st, key[1])
+        self._drawn = key
+        return True
+
+    def _draw(self, st: State, registered: tuple[Profile, ...]) -> None:
+        self.header.value = _head_html(st)
+        if st.seed != self._drawn_seed or self._drawn is None:
+            # Only when the seed changed: a cell finishing must not wipe what is being typed.
+            self.seed_text.value = "" if st.seed is None else str(st.seed)
+            self._drawn_seed = st.seed
+        by_name = {p.name: p for p in registered}
+        with self._sync():
+            names = tuple(by_name)
+            if self.profile_buttons.options != names:
+                self.profile_buttons.options = names
+                self.profile_buttons.tooltips = [str(p) for p in registered]
+            self.profile_buttons.value = st.profile if st.profile in by_name else None
+        hint = html.escape(profile_hint(by_name.get(st.profile) if st.profile else None))
+        if st.overrides:
+            hint += " · " + html.escape(", ".join(f"{k}={v}" for k, v in st.overrides.items()))
+        self.hint.value = hint
+        self.sources.value = _sources_html(st)
+        self.settings.value = _settings_html(st)
+        self.warnings.value = _warnings_html(st)
+        # The status line tells what just happened; once the kernel moves on, it is old news.
+        self.status.value = ""
+
+    @contextmanager
+    def _sync(self) -> Iterator[None]:
+        # Setting a control to mirror the kernel must not apply it back to the kernel.
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
+    def _on_session_change(self) -> None:
+        # While a cell runs, post_run_cell refreshes once at its end: a loop that
+        # reseeds thousands of times must not redraw thousands of times.
+        if not _hooks.executing:
+            self._safely(self.refresh)
+
+    def _safely(self, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as exc:  # a panel that cannot draw says so instead of breaking a cell
+            self._show_error(exc)
+
+    # -- actions --
+
+    def _reporting(self, action: Callable[..., Any]) -> Callable[..., None]:
+        """``action`` for a widget callback: an exception shows in the status line."""
+
+        def run(*args: Any) -> None:
+            try:
+                action(*args)
+            except Exception as exc:
+                self._show_error(exc)
+
+        return run
+
+    def _show_error(self, exc: BaseException) -> None:
+        text = str(exc).removeprefix("repro: ") or type(exc).__name__
+        self.status.value = f"<span class='repro-error'>⚠ {html.escape(text)}</span>"
+
+    def _say(self, text: str) -> None:
+        self.status.value = html.escape(text)
+
+    def _apply_seed(self, _button: Any = None) -> None:
+        raw = self.seed_text.value.strip()
+        try:
+            value = int(raw, 0)
+        except ValueError:
+            raise ValueError(
+                f"seed must be an integer with 0 <= seed < 2**32, got {raw!r}"
+            ) from None
+        seeded = _session.seed(value)
+        self.refresh()
+        self._say(f"seeded Python, NumPy and torch with {seeded}")
+
+    def _random_seed(self, _button: Any = None) -> None:
+        seeded = _session.seed(None)
+        self.refresh()
+        self._say(f"new seed {seeded} applied (pin it with %repro {seeded})")
+
+    def _switch_profile(self, change: dict[str, Any]) -> None:
+        if self._syncing or change["new"] is None:
+            return
+        try:
+            chosen = _session.use_profile(change["new"])
+        except Exception:
+            self._drawn = None  # redraw, so the switch shows the profile that is really active
+            self.refresh()
+            raise
+        self.refresh()
+        self._say(f"profile {chosen.name} applied")
+
+    def _export(self, _button: Any = None) -> None:
+        from repro.environment import config_cell  # lazy: the environment capture is heavier
+
+        source = config_cell()
+        if self._bridge is not None and self._bridge.ready:
+            self._bridge.insert_below(source)
+            self.code.value = ""
+            self._say("config cell inserted below this panel")
+            return
+        self.code.value = f"<pre class='repro-code'>{html.escape(source)}</pre>"
+        self._say(
+            "this frontend cannot insert cells from a button (that needs ipylab, "
+            "jupyter-repro[lab], in JupyterLab 4 or Notebook 7): copy the code below "
+            "into a new cell, or run %repro export in a cell"
+        )
+
+    # -- life cycle --
+
+    def detach(self, reason: str | None = None) -> None:
+        """Stop following the kernel: unsubscribe, leave the hooks' list, disable the controls."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        _hooks.forget(self)
+        if reason is not None and not self._closed:
+            for control in (
+                self.seed_text,
+                self.apply_button,
+                self.random_button,
+                self.profile_buttons,
+                self.export_button,
+            ):
+                control.disabled = True
+            self._say(reason)
+
+    def close(self) -> None:
+        """Close the panel and every widget in it; it stops listening to the kernel."""
+        self.detach()
+        self._closed = True
+        for child in _descendants(self):
+            child.close()
+        super().close()
+
+
+def _descendants(box: widgets.Box) -> Iterator[widgets.Widget]:
+    for child in box.children:
+        if isinstance(child, widgets.Box):
+            yield from _descendants(child)
+        yield child
+
+
+# --- IPython events: registered once per shell, removed in unload -------------------
+
+
+class _Hooks:
+    """The live panels, the IPython callbacks that refresh them, and the export bridge."""
+
+    def __init__(self) -> None:
+        self.panels: list[Panel] = []
+        self.shell: Any = None
+        self.executing = False
+        self.bridge: _Bridge | None = None
+        self.bridge_tried = False
+
+    def add(self, p: Panel) -> None:
+        self.panels.append(p)
+        shell = _ipython()
+        if shell is not None and shell is not self.shell:
+            self.unhook()
+            shell.events.register("pre_run_cell", self.pre_run_cell)
+            shell.events.register("post_run_cell", self.post_run_cell)
+            self.shell = shell
+
+    def forget(self, p: Panel) -> None:
+        if p in self.panels:
+            self.panels.remove(p)
+
+    def get_bridge(self) -> _Bridge | None:
+        # Only inside a kernel: a plain IPython shell or a script has no frontend.
+        if not self.bridge_tried and getattr(_ipython(), "kernel", None) is not None:
+            self.bridge_tried = True
+            self.bridge = _make_bridge()
+        return self.bridge
+
+    def pre_run_cell(self, info: Any) -> None:
+        self.executing = True
+
+    def post_run_cell(self, result: Any) -> None:
+        self.executing = False
+        if not self.panels:
+            return
+        try:
+            snapshot = state()
+        except Exception as exc:
+            for p in self.panels:
+                p._show_error(exc)
+            return
+        for p in list(self.panels):
+            p._safely(lambda p=p: p.refresh(snapshot))
+
+    def unhook(self) -> None:
+        if self.shell is not None:
+            for name, callback in (
+                ("pre_run_cell", self.pre_run_cell),
+                ("post_run_cell", self.post_run_cell),
+            ):
+                if callback in self.shell.events.callbacks[name]:
+                    self.shell.events.unregister(name, callback)
+        self.shell = None
+        self.executing = False
+
+
+_hooks = _Hooks()
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def panel() -> Panel:
+    """The live reproducibility panel (an ipywidgets ``VBox``); ``%repro panel`` shows it.
+
+    It shows the seed and profile (and switches them in this kernel), each source
+    of randomness with its seed, fingerprint and whether it moved, the backend
+    flags, the warnings with their fix, and exports the config cell. It refreshes
+    after every cell and whenever the seed or profile changes; ``close()`` it to
+    stop that. Several panels stay in sync.
+    """
+    p = Panel(bridge=_hooks.get_bridge())
+    _hooks.add(p)
+    return p
+
+
+def unload(shell: Any) -> None:
+    """``%unload_ext repro``: remove the cell callbacks and detach every panel from the kernel."""
+    for p in list(_hooks.panels):
+        p.detach("repro was unloaded (%unload_ext repro): this panel no longer follows the kernel")
+    if shell is _hooks.shell or shell is None:
+        _hooks.unhook()
+    if _hooks.bridge is not None:
+        _hooks.bridge.close()
+    _hooks.bridge = None
+    _hooks.bridge_tried = False

@@ -1,0 +1,191 @@
+"""The notebooks in notebooks/ run top to bottom in a real kernel, and what they show holds.
+
+The notebooks are committed with their outputs (they are read on GitHub); the checks
+on the committed files keep those outputs honest and small. To refresh them after a
+change, run ``python tests/test_notebooks.py`` (all) or ``... NAME.ipynb`` (some).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = ("01-quickstart.ipynb", "02-dataloader.ipynb", "03-profiles-and-speed.ipynb")
+#: Per cell; a whole notebook must run in under a minute on a CPU.
+CELL_TIMEOUT_S = 120
+#: A committed notebook above this is carrying something it should not (widget state, big images).
+MAX_BYTES = 120_000
+
+
+def execute(path: Path) -> Any:
+    """Run the notebook at ``path`` in a fresh ``python3`` kernel; return it with its outputs.
+
+    Raises ``nbclient.exceptions.CellExecutionError`` (which shows the failing cell and
+    its traceback) if any cell raises. The kernel starts in the notebook's folder.
+    """
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_S,
+        resources={"metadata": {"path": str(path.parent)}},
+        # No per-cell timestamps and no widget state: the committed files stay small and stable.
+        record_timing=False,
+        store_widget_state=False,
+    )
+    client.execute()
+    return nb
+
+
+def cell(nb: Any, cell_id: str) -> Any:
+    """The cell whose id is ``cell_id`` (the notebooks name the cells that tests read)."""
+    for c in nb.cells:
+        if c.get("id") == cell_id:
+            return c
+    raise KeyError(f"no cell with id {cell_id!r}")
+
+
+def text(c: Any) -> str:
+    """Everything a code cell printed or displayed as text, stdout and stderr included."""
+    parts = []
+    for out in c.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type in ("execute_result", "display_data"):
+            parts.append(out.data.get("text/plain", ""))
+        elif out.output_type == "error":
+            parts.append("\n".join(out.traceback))
+    return "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def executed() -> dict[str, Any]:
+    """Each notebook executed once for this module, with its wall time."""
+    return {}
+
+
+def run(executed: dict[str, Any], name: str) -> Any:
+    if name not in executed:
+        start = time.perf_counter()
+        nb = execute(NOTEBOOKS / name)
+        executed[name] = (nb, time.perf_counter() - start)
+    return executed[name][0]
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_top_to_bottom_in_under_a_minute(executed: dict[str, Any], name: str) -> None:
+    nb = run(executed, name)
+    seconds = executed[name][1]
+    errors = [c for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert not errors
+    # A minute is the promise; the margin is for a loaded CI machine (kernel start included).
+    assert seconds < 90, f"{name} took {seconds:.0f}s"
+
+
+@pytest.mark.notebooks
+def test_quickstart_repeats_the_training_and_restores_after_the_cell_magic(
+    executed: dict[str, Any],
+) -> None:
+    nb = run(executed, "01-quickstart.ipynb")
+    assert "repro: seed 42" in text(cell(nb, "seed"))
+    assert "identical to the first run: True" in text(cell(nb, "again"))
+    # The two %%repro 7 cells displayed the same tensor, and the cells after them are undisturbed.
+    first, second = text(cell(nb, "cell-1")), text(cell(nb, "cell-2"))
+    assert first.startswith("tensor(") and first == second
+    check = text(cell(nb, "cell-check"))
+    assert "the same output twice: True" in check
+    assert "torch RNG as before the %%repro cells: True" in check
+    assert "session seed: 42" in check
+
+
+@pytest.mark.notebooks
+def test_quickstart_shows_the_panel_and_round_trips_the_exported_config(
+    executed: dict[str, Any],
+) -> None:
+    nb = run(executed, "01-quickstart.ipynb")
+    panel = cell(nb, "panel").outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in panel)
+    assert "config cell inserted below" in text(cell(nb, "export"))
+    config = text(cell(nb, "config"))
+    assert "import repro" in config and "'seed': 42" not in config  # the source, not a repr
+    assert "applied config: seed 42" in config
+    checks = text(cell(nb, "check"))
+    assert "matches the applied config" in checks
+    assert "42 → 7" in checks
+
+
+@pytest.mark.notebooks
+def test_dataloader_notebook_shows_repeats_only_with_repro(executed: dict[str, Any]) -> None:
+    nb = run(executed, "02-dataloader.ipynb")
+    verdicts = text(cell(nb, "verdicts"))
+    # Each line: setup | workers differ | run 1 == run 2
+    rows = {
+        line.split("|")[0].strip(): [part.strip() for part in line.split("|")[1:]]
+        for line in verdicts.splitlines()
+        if "|" in line
+    }
+    assert rows["no seed"] == ["yes", "no"]
+    assert rows["torch.manual_seed, then one draw"] == ["yes", "no"]
+    assert rows["repro.dataloader_kwargs()"] == ["yes", "yes"]
+    assert rows["Generator made in __init__"] == ["no", "-"]
+
+
+@pytest.mark.notebooks
+def test_profiles_notebook_times_every_profile_and_plots(executed: dict[str, Any]) -> None:
+    nb = run(executed, "03-profiles-and-speed.ipynb")
+    table = text(cell(nb, "timings"))
+    for profile in ("debug", "final", "search", "production"):
+        assert re.search(rf"^{profile}\s+\d+\.\d+ ms", table, re.MULTILINE), table
+    plot = cell(nb, "plot").outputs
+    assert any("image/png" in o.get("data", {}) for o in plot)
+
+
+# --- the committed files --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_has_its_outputs_in_order(name: str) -> None:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), "re-run it top to bottom (see module doc)"
+    assert not [c for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_is_small_and_leaks_nothing_about_this_machine(name: str) -> None:
+    path = NOTEBOOKS / name
+    raw = path.read_text(encoding="utf-8")
+    assert len(raw.encode()) < MAX_BYTES
+    nb = json.loads(raw)
+    assert "widgets" not in nb["metadata"], "widget state stored: run with store_widget_state=False"
+    outputs = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+    for leak in (str(Path.home()), "/home/", str(ROOT), "/tmp/", socket.gethostname()):
+        assert leak not in outputs, f"{leak!r} in the outputs of {name}"
+    assert not re.search(r"(?i)(token|password|secret)=\w", outputs)
+
+
+def refresh(names: list[str]) -> None:
+    """Re-execute ``names`` and write them back with their outputs."""
+    for name in names:
+        start = time.perf_counter()
+        nb = execute(NOTEBOOKS / name)
+        nbformat.write(nb, NOTEBOOKS / name)
+        print(f"{name}: {time.perf_counter() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    refresh(sys.argv[1:] or list(NAMES))

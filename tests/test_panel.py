@@ -1,0 +1,363 @@
+"""The panel's logic with real ipywidgets objects: clicks and values really change the kernel,
+and the panel really follows changes made elsewhere (API, magics, other panels)."""
+
+from __future__ import annotations
+
+import ast
+import random
+import re
+from collections.abc import Iterator
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ipywidgets")
+
+import repro  # noqa: E402
+from repro import panel as panel_module  # noqa: E402
+from repro import session as _session  # noqa: E402
+from repro.panel import Panel, profile_hint, setting_rows, source_rows, summary  # noqa: E402
+
+
+@pytest.fixture
+def panels() -> Iterator[list[Panel]]:
+    """Panels made in a test; each is closed afterwards, so none outlives it."""
+    made: list[Panel] = []
+    yield made
+    for p in made:
+        p.close()
+
+
+def new_panel(made: list[Panel]) -> Panel:
+    p = repro.panel()
+    made.append(p)
+    return p
+
+
+def fingerprint_of(p: Panel, stream: str) -> str:
+    """The fingerprint the panel shows for ``stream`` (read from its HTML, like a person would)."""
+    match = re.search(
+        rf"<td>{re.escape(stream)}</td><td><code>[^<]*</code></td>"
+        r"<td><code class='repro-fingerprint'>([^<]*)</code>",
+        p.sources.value,
+    )
+    assert match, p.sources.value
+    return match.group(1)
+
+
+def error_text(p: Panel) -> str:
+    assert "repro-error" in p.status.value, p.status.value
+    return p.status.value
+
+
+# --- pure: what the rows say ---------------------------------------------------------
+
+
+def test_rows_describe_seeded_and_moved_streams() -> None:
+    repro.seed(42)
+    rows = {r[0]: r for r in source_rows(repro.state())}
+    assert rows["Python random"][1:4:2] == ("42", "fresh")
+    assert rows["torch (CPU)"][3] == "fresh"
+    random.random()
+    rows = {r[0]: r for r in source_rows(repro.state())}
+    assert rows["Python random"][3] == "moved"
+    assert rows["torch (CPU)"][3] == "fresh"
+
+
+def test_setting_rows_cover_the_flags_a_pytorch_user_checks() -> None:
+    repro.use_profile("final")
+    rows = dict(setting_rows(repro.state()))
+    assert rows["cudnn.deterministic"] == "True"
+    assert rows["cudnn.benchmark"] == "False"
+    assert rows["deterministic algorithms"] == "warn"
+    assert rows["cudnn.allow_tf32"] == "False"
+    assert rows["cuda.matmul.allow_tf32"] == "False"
+    assert rows["float32 matmul precision"] == torch.get_float32_matmul_precision()
+    assert rows["fill uninitialized memory"] == "True"
+    assert rows["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert rows["cuDNN"].startswith("available, v") or rows["cuDNN"] == "not available"
+    assert rows["str hashing"].startswith(("fixed", "randomized"))
+
+
+def test_summary_and_hint() -> None:
+    assert summary(repro.state()).startswith("seed none · profile none")
+    repro.setup(7, "production")
+    text = summary(repro.state())
+    assert text.startswith("seed 7 · profile production · ")
+    assert "warning" in text or "reproducible" in text
+    hint = profile_hint(repro.get_profile("production"))
+    assert hint == "production: speed; seeds logged · fastest (cuDNN autotuning, TF32); runs differ"
+    assert "left as they are" in profile_hint(None)
+
+
+# --- the controls change the kernel --------------------------------------------------
+
+
+def test_profile_switch_applies_to_the_kernel(panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    assert set(p.profile_buttons.options) >= {"debug", "final", "search", "production"}
+    p.profile_buttons.value = "debug"
+    assert repro.state().profile == "debug"
+    assert torch.backends.cudnn.deterministic is True
+    assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    p.profile_buttons.value = "production"
+    assert torch.backends.cudnn.benchmark is True
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert "profile production" in p.header.value
+    assert "fastest" in p.hint.value
+    assert p.status.value == "profile production applied"
+
+
+def test_registered_profiles_appear_and_apply(panels: list[Panel]) -> None:
+    repro.register_profile("fast-debug", "big models", "warns", base="debug",
+                           deterministic_algorithms="warn")  # fmt: skip
+    p = new_panel(panels)
+    assert "fast-debug" in p.profile_buttons.options
+    p.profile_buttons.value = "fast-debug"
+    assert torch.is_deterministic_algorithms_warn_only_enabled()
+    repro.register_profile("late", "registered after the panel")
+    p.refresh()
+    assert "late" in p.profile_buttons.options
+
+
+def test_seed_apply_and_new_random_seed(panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    p.seed_text.value = "1234"
+    p.apply_button.click()
+    assert repro.state().seed == 1234
+    assert random.random() == random.Random(1234).random()
+    assert (
+        torch.rand(3).tolist()
+        == torch.rand(3, generator=torch.Generator().manual_seed(1234)).tolist()
+    )
+    assert "seed 1234" in p.header.value
+    assert "1234" in p.status.value
+
+    p.random_button.click()
+    drawn = repro.state().seed
+    assert drawn is not None and drawn != 1234
+    assert p.seed_text.value == str(drawn)
+    assert f"%repro {drawn}" in p.status.value
+
+
+def test_apply_reseeds_a_moved_stream(panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    p.seed_text.value = "5"
+    p.apply_button.click()
+    fresh = fingerprint_of(p, "Python random")
+    random.random()
+    p.refresh()
+    assert fingerprint_of(p, "Python random") != fresh
+    p.apply_button.click()
+    assert fingerprint_of(p, "Python random") == fresh
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", str(2**32), "1.5"])
+def test_bad_seed_shows_an_error_and_changes_nothing(panels: list[Panel], text: str) -> None:
+    repro.seed(3)
+    p = new_panel(panels)
+    p.seed_text.value = text
+    p.apply_button.click()
+    assert "2**32" in error_text(p)
+    assert repro.state().seed == 3
+
+
+def test_failing_profile_switch_shows_error_and_the_real_profile(
+    panels: list[Panel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repro.use_profile("search")
+    p = new_panel(panels)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("cannot switch flags now")
+
+    monkeypatch.setattr(_session, "use_profile", broken)
+    p.profile_buttons.value = "debug"
+    assert "cannot switch flags now" in error_text(p)
+    assert p.profile_buttons.value == "search"
+    assert repro.state().profile == "search"
+
+
+# --- the panel follows the kernel -------------------------------------------------------
+
+
+def test_follows_api_changes_at_once(panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    repro.setup(99, "final")
+    assert "seed 99 · profile final" in p.header.value
+    assert p.profile_buttons.value == "final"
+    assert p.seed_text.value == "99"
+    assert "cudnn.deterministic</td><td><code>True" in p.settings.value
+
+
+def test_follows_magics_and_cells(shell, panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    shell.run_cell("%repro 11 --profile final")
+    assert p.profile_buttons.value == "final"
+    assert "seed 11" in p.header.value
+    before = fingerprint_of(p, "Python random")
+    shell.run_cell("import random; random.random()")
+    assert fingerprint_of(p, "Python random") != before
+    assert ">moved<" in p.sources.value
+
+
+def test_a_cell_that_changes_torch_flags_directly_shows(shell, panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    shell.run_cell("import torch; torch.backends.cudnn.benchmark = True")
+    assert "cudnn.benchmark</td><td><code>True" in p.settings.value
+
+
+def test_inside_a_cell_changes_draw_once_at_its_end(shell, panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    draws = []
+    original = p._draw
+    p._draw = lambda *a: (draws.append(a), original(*a))  # type: ignore[method-assign]
+    shell.run_cell("import repro\nfor i in range(50):\n    repro.seed(i)")
+    assert len(draws) == 1
+    assert "seed 49" in p.header.value
+
+
+def test_nothing_changed_means_no_redraw(shell, panels: list[Panel]) -> None:
+    repro.seed(1)
+    p = new_panel(panels)
+    assert p.refresh() is False
+    shell.run_cell("x = 1 + 1")
+    assert p.refresh() is False
+    random.random()
+    assert p.refresh() is True
+
+
+def test_typing_a_seed_survives_a_cell(shell, panels: list[Panel]) -> None:
+    repro.seed(1)
+    p = new_panel(panels)
+    p.seed_text.value = "77"
+    shell.run_cell("import random; random.random()")
+    assert p.seed_text.value == "77"
+
+
+def test_several_panels_stay_in_sync(panels: list[Panel]) -> None:
+    a, b = new_panel(panels), new_panel(panels)
+    a.profile_buttons.value = "debug"
+    assert b.profile_buttons.value == "debug"
+    b.seed_text.value = "8"
+    b.apply_button.click()
+    assert "seed 8" in a.header.value
+    assert a.seed_text.value == "8"
+
+
+def test_close_unsubscribes() -> None:
+    listeners = len(_session._listeners)
+    p = repro.panel()
+    assert len(_session._listeners) == listeners + 1
+    assert p in panel_module._hooks.panels
+    p.close()
+    assert len(_session._listeners) == listeners
+    assert p not in panel_module._hooks.panels
+    repro.seed(5)  # a closed panel is not drawn on (it would raise on its closed comm)
+
+
+def test_post_run_cell_registered_once_and_removed_on_unload(shell, panels: list[Panel]) -> None:
+    new_panel(panels)
+    new_panel(panels)
+    callbacks = shell.events.callbacks["post_run_cell"]
+    assert callbacks.count(panel_module._hooks.post_run_cell) == 1
+    shell.run_cell("%unload_ext repro")
+    assert panel_module._hooks.post_run_cell not in shell.events.callbacks["post_run_cell"]
+    assert panel_module._hooks.panels == []
+    assert all(p.profile_buttons.disabled for p in panels)
+    assert "unloaded" in panels[0].status.value
+    shell.run_cell("%load_ext repro")
+
+
+def test_magic_returns_a_panel(shell, panels: list[Panel]) -> None:
+    result = shell.run_cell("%repro panel")
+    assert result.success
+    assert isinstance(result.result, Panel)
+    panels.append(result.result)
+
+
+def test_an_error_while_refreshing_shows_in_the_panel(
+    shell, panels: list[Panel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = new_panel(panels)
+
+    def broken() -> None:
+        raise RuntimeError("snapshot failed")
+
+    monkeypatch.setattr(panel_module, "state", broken)
+    result = shell.run_cell("1 + 1")
+    assert result.success
+    assert "snapshot failed" in error_text(p)
+
+
+# --- export ----------------------------------------------------------------------------
+
+
+def test_export_without_a_bridge_shows_the_code(panels: list[Panel]) -> None:
+    pytest.importorskip("repro.environment")
+    repro.setup(21, "final")
+    p = new_panel(panels)
+    assert p._bridge is None  # no kernel, no frontend: nothing could insert a cell
+    p.export_button.click()
+    assert "%repro export" in p.status.value
+    code = re.search(r"<pre class='repro-code'>(.*)</pre>", p.code.value, re.S)
+    assert code
+    import html
+
+    source = html.unescape(code.group(1))
+    tree = ast.parse(source)
+    config = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "config"
+    )
+    assert (config["seed"], config["profile"]) == (21, "final")
+
+
+class FakeBridge:
+    """Stands in for ipylab's frontend, which needs a browser (the browser tests use it)."""
+
+    def __init__(self, ready: bool) -> None:
+        self.ready = ready
+        self.inserted: list[str] = []
+
+    def insert_below(self, source: str) -> None:
+        self.inserted.append(source)
+
+
+def test_export_with_a_ready_bridge_inserts_the_cell(panels: list[Panel]) -> None:
+    pytest.importorskip("repro.environment")
+    repro.setup(4, "debug")
+    bridge = FakeBridge(ready=True)
+    p = Panel(bridge=bridge)  # type: ignore[arg-type]
+    panels.append(p)
+    p.export_button.click()
+    assert len(bridge.inserted) == 1
+    ast.parse(bridge.inserted[0])
+    assert "inserted below" in p.status.value
+    assert p.code.value == ""
+
+
+def test_export_with_a_bridge_that_never_answered_falls_back(panels: list[Panel]) -> None:
+    pytest.importorskip("repro.environment")
+    bridge = FakeBridge(ready=False)
+    p = Panel(bridge=bridge)  # type: ignore[arg-type]
+    panels.append(p)
+    p.export_button.click()
+    assert bridge.inserted == []
+    assert "repro-code" in p.code.value
+
+
+def test_export_error_shows_in_the_panel(
+    panels: list[Panel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = pytest.importorskip("repro.environment")
+
+    def broken(params: object = None) -> str:
+        raise ValueError("cannot capture the environment")
+
+    monkeypatch.setattr(environment, "config_cell", broken)
+    p = new_panel(panels)
+    p.export_button.click()
+    assert "cannot capture the environment" in error_text(p)
