@@ -40,8 +40,30 @@ CHROMIUM_ARGS = [
 ]
 
 #: Generous: this runs on small, busy CI machines.
-SERVER_START_S = 120
-PAGE_TIMEOUT_MS = 90_000
+SERVER_START_S = 300
+PAGE_TIMEOUT_MS = 240_000
+
+#: The server's settings, written to its own (temporary) config folder.
+SERVER_CONFIG = {
+    "ServerApp": {
+        "ip": "127.0.0.1",
+        "port_retries": 0,
+        "open_browser": False,
+        "allow_root": True,
+        "password": "",
+        "disable_check_xsrf": True,
+        # Only what the tests use: no language servers to scan for, no terminals.
+        "jpserver_extensions": {"jupyter_lsp": False, "jupyter_server_terminals": False},
+    },
+    "IdentityProvider": {"token": ""},
+    "LabApp": {
+        # window.jupyterapp: the tests read cells and switch the theme through its commands.
+        "expose_app_in_browser": True,
+        "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+        "extension_manager": "readonly",
+    },
+    "JupyterNotebookApp": {"expose_app_in_browser": True},
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -109,12 +131,14 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "IPYTHONDIR": str(home / "ipython"),
-        "JUPYTER_PLATFORM_DIRS": "1",
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
     }
     env.pop("JUPYTER_PATH", None)
     env.pop("JUPYTER_CONFIG_PATH", None)
+    config = home / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps(SERVER_CONFIG))
     port = _free_port()
     log = home / "server.log"
     cmd = [
@@ -123,20 +147,9 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         "jupyter",
         "lab",
         f"--port={port}",
-        "--ip=127.0.0.1",
-        "--ServerApp.port_retries=0",
-        "--ServerApp.open_browser=False",
-        "--ServerApp.token=",
-        "--ServerApp.password=",
-        "--ServerApp.disable_check_xsrf=True",
         f"--ServerApp.root_dir={root}",
         f"--LabApp.workspaces_dir={home / 'workspaces'}",
         f"--LabApp.user_settings_dir={home / 'settings'}",
-        # window.jupyterapp: the tests switch the theme and save through JupyterLab's commands.
-        "--LabApp.expose_app_in_browser=True",
-        "--JupyterNotebookApp.expose_app_in_browser=True",
-        "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -15,6 +15,9 @@ from .conftest import ARTIFACTS, Server
 
 pytest.importorskip("ipylab")
 
+# A server start, a kernel start and a page load each take seconds; on a busy CI machine, more.
+pytestmark = pytest.mark.timeout(900)
+
 CELLS = [
     "%load_ext repro\n%repro panel",
     "import sys, torch\n"
@@ -43,16 +46,14 @@ def cell(page: Any, index: int) -> Any:
 
 
 def run_cell(page: Any, index: int) -> str:
-    """Select cell ``index``, run it in place (Ctrl+Enter), wait for its prompt number, return output."""
+    """Run cell ``index`` in place (Ctrl+Enter), wait for its result; return its output."""
     target = cell(page, index)
     target.locator(".jp-InputPrompt").click()
     page.keyboard.press("Escape")
     page.keyboard.press("Control+Enter")
     prompt = target.locator(".jp-InputPrompt")
     # "[ ]:" before, "[*]:" while it runs, "[n]:" once the kernel replied.
-    page.wait_for_function(
-        "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle()
-    )
+    page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle())
     return target.locator(".jp-OutputArea").inner_text()
 
 
@@ -162,7 +163,8 @@ def test_lab_panel_drives_and_follows_the_kernel(page: Any, jupyter_server: Serv
     assert re.fullmatch(r"[0-9a-f]{8}", before)
     run_cell(page, 2)
     page.wait_for_function(
-        "old => { const rows = [...document.querySelectorAll('.repro-panel table.repro-sources tr')];"
+        "old => { const sel = '.repro-panel table.repro-sources tr';"
+        " const rows = [...document.querySelectorAll(sel)];"
         " const row = rows.find(r => r.textContent.includes('Python random'));"
         " return row && !row.textContent.includes(old) && row.textContent.includes('moved'); }",
         arg=before,
