@@ -87,7 +87,7 @@ def main() -> None:
           f"{args.cells} cells, medians of the rounds")  # fmt: skip
     report("unchanged cell, 1 panel", *compare(shell, "x = 1", one, args.rounds, args.cells))
     report("unchanged cell, 3 panels", *compare(shell, "x = 1", three, args.rounds, args.cells))
-    moved = "import random; random.random()"
+    moved = "import random; x = random.random()"
     report(
         "cell moves an RNG (redraw), 1 panel", *compare(shell, moved, one, args.rounds, args.cells)
     )

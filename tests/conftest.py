@@ -12,22 +12,23 @@ from repro import session as _session
 
 _profiles = sys.modules["repro.profiles"]
 
-# Written this session for the panel, notebooks and Binder issues, not yet seen passing on a
-# quiet machine: committed so that work is kept, not collected until verified (see the issue notes).
-collect_ignore = ["test_panel.py", "test_notebooks.py", "test_binder.py", "browser"]
 
-HAS_CUDA = False
-if importlib.util.find_spec("torch") is not None:
+def _has_cuda() -> bool:
+    # Asked only when GPU tests were collected: importing torch costs seconds, and with
+    # pytest-xdist this file is also loaded by the controller, which runs no test.
+    if importlib.util.find_spec("torch") is None:
+        return False
     import torch
 
-    HAS_CUDA = torch.cuda.is_available()
+    return torch.cuda.is_available()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip tests marked ``gpu`` cleanly where no CUDA device is present."""
-    skip = pytest.mark.skip(reason="needs a CUDA device (none here)")
-    for item in items:
-        if "gpu" in item.keywords and not HAS_CUDA:
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if gpu and not _has_cuda():
+        skip = pytest.mark.skip(reason="needs a CUDA device (none here)")
+        for item in gpu:
             item.add_marker(skip)
 
 

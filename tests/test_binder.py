@@ -74,7 +74,12 @@ def test_binder_opens_on_a_notebook_that_exists() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(
+    os.environ.get("REPRO_TEST_BINDER_BUILD") != "1",
+    reason="builds a whole environment (many minutes): opt in with REPRO_TEST_BINDER_BUILD=1, "
+    "or run scripts/check_binder.sh",
+)
 def test_binder_environment_builds_from_scratch_and_runs_the_quickstart(tmp_path: Path) -> None:
     """The whole Binder build, here: fresh venv, requirements, postBuild, the quickstart."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -83,7 +88,7 @@ def test_binder_environment_builds_from_scratch_and_runs_the_quickstart(tmp_path
         env={**env, "PYTHON": sys.executable},
         capture_output=True,
         text=True,
-        timeout=880,
+        timeout=1780,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-6000:]
     assert "torch 2.13.0+cpu" in result.stdout

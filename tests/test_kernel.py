@@ -26,11 +26,12 @@ from jupyter_client.manager import KernelManager
 import repro
 from repro.cli import main
 
-pytestmark = pytest.mark.slow
+# One kernel for the module: its tests stay on one pytest-xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernel")]
 
 HASH_SEED = 123
 KERNEL_NAME = "repro-test"
-TIMEOUT_S = 120  # generous: a loaded CI machine imports torch slowly
+TIMEOUT_S = 600  # generous: a loaded machine can take minutes to import torch
 
 
 class Kernel:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import random
 import re
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,9 +15,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ipywidgets")
 
 import repro  # noqa: E402
-from repro import panel as panel_module  # noqa: E402
 from repro import session as _session  # noqa: E402
 from repro.panel import Panel, profile_hint, setting_rows, source_rows, summary  # noqa: E402
+
+# The module itself: ``repro.panel`` (the attribute) is the public function of that name.
+panel_module = sys.modules["repro.panel"]
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -133,13 +134,39 @@ def test_framework_imported_after_seeding_is_seeded_at_import() -> None:
                        "torch.backends.cudnn.deterministic]")
         shell.run_cell("random.seed(42); np.random.seed(42); torch.manual_seed(42)")
         shell.run_cell("want = [random.random(), float(np.random.rand()), float(torch.rand(1))]")
+        # torch.use_deterministic_algorithms imports torch._inductor (seconds): repro does not.
+        shell.run_cell("import sys; lazy = 'torch._inductor.config' not in sys.modules")
         ns = shell.user_ns
-        print(json.dumps([ns["got"], ns["want"], ns["flags"]]))
+        print(json.dumps([ns["got"], ns["want"], ns["flags"], ns["lazy"]]))
         """
     )
-    got, want, flags = json.loads(out.strip().splitlines()[-1])
+    got, want, flags, lazy = json.loads(out.strip().splitlines()[-1])
     assert got == want
     assert flags == [True, True]
+    assert lazy, "switching deterministic algorithms imported torch._inductor"
+
+
+def test_inductor_gets_the_deterministic_mode_when_it_is_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What torch.use_deterministic_algorithms sets in torch._inductor.config, repro sets at
+    # that module's import, through a wrapt post-import hook. Importing the real module costs
+    # a minute on a CI machine, so the import is announced to wrapt's hooks (its public
+    # notify_module_loaded) for a stand-in module of that name.
+    import types
+
+    import wrapt
+
+    from repro.frameworks import torch as adapter
+
+    if "torch._inductor.config" in sys.modules:
+        pytest.skip("torch._inductor is already imported here: repro sets it directly")
+    monkeypatch.setattr(adapter, "_inductor_hooked", False)  # a fresh hook for this test
+    repro.use_profile("debug")
+    config = types.ModuleType("torch._inductor.config")
+    config.deterministic = False
+    wrapt.notify_module_loaded(config)
+    assert config.deterministic is True
 
 
 def test_state_reads_without_importing_frameworks() -> None:

@@ -66,7 +66,7 @@ CONFIG_KEYS = ("seed", "profile", "settings", "params", "environment")
 
 #: Bounds the one subprocess (``git status`` for dirtiness): a huge or hung repository
 #: costs at most this, and dirtiness is then reported as unknown.
-GIT_TIMEOUT_S = 2.0
+GIT_TIMEOUT_S = 10.0
 
 # Environment variables that change numerical results (the others change speed or devices).
 _RESULT_VARIABLES = frozenset(

@@ -249,9 +249,11 @@ class _Bridge:
         self.app.commands.execute("notebook:replace-selection", {"text": source})
 
     def close(self) -> None:
-        """Close the frontend widget (and its children)."""
-        for child in (self.app.commands, self.app.shell, self.app.sessions):
-            child.close()
+        """Close the frontend widget and the widgets it made (commands, shell, sessions, ...)."""
+        for name in ("commands", "shell", "sessions", "menu", "toolbar"):
+            child = getattr(self.app, name, None)
+            if isinstance(child, widgets.Widget):
+                child.close()
         self.app.close()
 
 
@@ -507,6 +509,7 @@ class _Hooks:
     def __init__(self) -> None:
         self.panels: list[Panel] = []
         self.shell: Any = None
+        #: whether a cell is running (its end refreshes the panels)
         self.executing = False
         self.bridge: _Bridge | None = None
         self.bridge_tried = False
@@ -535,6 +538,7 @@ class _Hooks:
         self.executing = True
 
     def post_run_cell(self, result: Any) -> None:
+        # A flag, not a depth count: an empty cell fires post_run_cell without pre_run_cell.
         self.executing = False
         if not self.panels:
             return

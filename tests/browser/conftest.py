@@ -90,17 +90,30 @@ class Server:
 
     def write_notebook(self, name: str, sources: list[str]) -> Path:
         """Write ``name`` (an .ipynb) into the server's root with one code cell per source."""
-        import nbformat
-
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
-        nb.metadata["kernelspec"] = {
+        cells = [
+            {
+                "cell_type": "code",
+                "id": f"cell-{i}",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": source,
+            }
+            for i, source in enumerate(sources)
+        ]
+        kernelspec = {
             "name": "python3",
             "display_name": "Python 3 (ipykernel)",
             "language": "python",
         }
+        notebook = {
+            "cells": cells,
+            "metadata": {"kernelspec": kernelspec},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
         path = self.root / name
-        nbformat.write(nb, path)
+        path.write_text(json.dumps(notebook, indent=1))
         return path
 
 
@@ -199,12 +212,13 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.page_errors = errors  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.artifacts = ARTIFACTS  # type: ignore[attr-defined]
     try:
         yield pg
     finally:
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
-            ARTIFACTS.mkdir(exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"), full_page=True)
         context.close()
 

@@ -21,6 +21,43 @@ def _torch() -> Any:
     return sys.modules["torch"]
 
 
+#: The deterministic-algorithms mode repro last wrote, for torch._inductor.config once imported.
+_inductor_mode: bool | None = None
+_inductor_hooked = False
+
+
+def _sync_inductor(config: Any) -> None:
+    """Post-import hook on ``torch._inductor.config``: mirror the mode repro set."""
+    if _inductor_mode is not None:
+        config.deterministic = _inductor_mode
+
+
+def _use_deterministic_algorithms(torch: Any, mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms(mode, warn_only=...)``, without its eager import.
+
+    torch's function imports ``torch._inductor.config`` to set its ``deterministic``
+    field, which costs seconds in a kernel that never compiles. repro sets the same
+    two things, the C++ flag now and inductor's field now if inductor is loaded or
+    else when it is imported (a post-import hook), so ``torch.compile`` later sees
+    the same mode as with torch's own call.
+    """
+    global _inductor_mode, _inductor_hooked
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None:  # a torch without the private setter: its public call does both
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+        return
+    set_flag(mode, warn_only=warn_only)
+    _inductor_mode = mode
+    config = sys.modules.get("torch._inductor.config")
+    if config is not None:
+        config.deterministic = mode
+    elif not _inductor_hooked:
+        import wrapt
+
+        wrapt.register_post_import_hook(_sync_inductor, "torch._inductor.config")
+        _inductor_hooked = True
+
+
 def _matmul_precision(torch: Any) -> str:
     try:
         return torch.get_float32_matmul_precision()
@@ -119,16 +156,15 @@ class TorchRandom(Framework):
             "float32_matmul_precision": lambda v: (
                 torch.set_float32_matmul_precision(v) if v == "medium" else None
             ),
-            "deterministic_algorithms": lambda v: torch.use_deterministic_algorithms(
-                v != "off", warn_only=v == "warn"
+            "deterministic_algorithms": lambda v: _use_deterministic_algorithms(
+                torch, v != "off", warn_only=v == "warn"
             ),
             "fill_uninitialized_memory": lambda v: setattr(
                 torch.utils.deterministic, "fill_uninitialized_memory", v
             ),
         }
         before = self.read_settings()
-        # Only flags that change are written: torch.use_deterministic_algorithms imports
-        # torch._inductor (seconds), so an unchanged flag must cost nothing.
+        # Only flags that change are written: an unchanged flag must cost nothing.
         try:
             for key, value in values.items():
                 if key in setters and before.get(key) != value:
