@@ -57,7 +57,7 @@ SERVER_CONFIG = {
     },
     "IdentityProvider": {"token": ""},
     "LabApp": {
-        # window.jupyterapp: the tests read cells and switch the theme through its commands.
+        # window.jupyterapp: the tests read cells and run them through its commands.
         "expose_app_in_browser": True,
         "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
         "extension_manager": "readonly",
@@ -90,30 +90,17 @@ class Server:
 
     def write_notebook(self, name: str, sources: list[str]) -> Path:
         """Write ``name`` (an .ipynb) into the server's root with one code cell per source."""
-        cells = [
-            {
-                "cell_type": "code",
-                "id": f"cell-{i}",
-                "metadata": {},
-                "execution_count": None,
-                "outputs": [],
-                "source": source,
-            }
-            for i, source in enumerate(sources)
-        ]
-        kernelspec = {
+        import nbformat
+
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+        nb.metadata["kernelspec"] = {
             "name": "python3",
             "display_name": "Python 3 (ipykernel)",
             "language": "python",
         }
-        notebook = {
-            "cells": cells,
-            "metadata": {"kernelspec": kernelspec},
-            "nbformat": 4,
-            "nbformat_minor": 5,
-        }
         path = self.root / name
-        path.write_text(json.dumps(notebook, indent=1))
+        nbformat.write(nb, path)
         return path
 
 
