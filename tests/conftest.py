@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 
@@ -11,6 +12,11 @@ import pytest
 from repro import session as _session
 
 _profiles = sys.modules["repro.profiles"]
+
+# pytest-xdist runs one worker per core, and the notebook and kernel tests start kernels
+# beside them: one OpenMP thread per process keeps torch's threads from spinning while
+# their twin waits for a core (inherited by the workers, kernels and subprocesses).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _has_cuda() -> bool:

@@ -30,7 +30,9 @@ def test_cuda_streams_equal_the_guide_on_every_device() -> None:
     assert json.loads(out)
 
 
-def test_state_seed_and_scope_never_initialise_cuda() -> None:
+def test_state_seed_scope_and_environment_never_initialise_cuda() -> None:
+    # torch.backends.cudnn.version() starts CUDA (seen with torch 2.11 on an H200), so
+    # reading the state must not call it before CUDA runs.
     out = run_python(
         """
         import json, torch, repro
@@ -39,10 +41,29 @@ def test_state_seed_and_scope_never_initialise_cuda() -> None:
         repro.state()
         with repro.scope(2, "final"):
             repro.state()
+        repro.environment()
         print(json.dumps(torch.cuda.is_initialized()))
         """
     )
     assert json.loads(out) is False
+
+
+def test_cudnn_version_read_before_cuda_starts_matches_the_runtime() -> None:
+    out = run_python(
+        """
+        import json, torch, repro
+        before = repro.state().settings["cudnn_version"]
+        torch.zeros(1, device="cuda")
+        print(json.dumps([before, torch.backends.cudnn.version(),
+                          repro.state().settings["cudnn_version"]]))
+        """
+    )
+    before, runtime, after = json.loads(out)
+    assert after == runtime
+    # Before CUDA starts repro reports the version torch was built against: same major,
+    # a minor no newer than the runtime's (torch refuses an older runtime at CUDA start).
+    major = 10_000 if runtime >= 90_000 else 1_000
+    assert before // major == runtime // major and before <= runtime
 
 
 def test_scope_restores_initialised_cuda_rng() -> None:

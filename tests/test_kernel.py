@@ -2,7 +2,8 @@
 
 One kernel serves every test here (starting one costs seconds): it checks the fixed
 str hashing, the ``%repro export`` payload, and a config cell exported in this
-process re-applied in that fresh kernel.
+process re-applied in that fresh kernel, with numpy and torch imported after it (so
+repro seeds them, and switches torch's flags, at their import).
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def test_a_config_cell_exported_here_reapplies_in_the_fresh_kernel(kernel: Kerne
     kernel.run("import random, numpy as np, torch")
     draws = kernel.value("[random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()]")
     assert draws == expected
+    # torch.use_deterministic_algorithms imports torch._inductor (a minute on a slow machine);
+    # repro sets the same flags without it.
+    assert kernel.value("'torch._inductor.config' not in __import__('sys').modules")
     st = kernel.value(
         "{'seed': repro.state().seed, 'profile': repro.state().profile, "
         "'overrides': dict(repro.state().overrides), 'flags': dict(repro.state().settings)}"

@@ -118,34 +118,6 @@ def test_import_and_seed_do_not_import_torch_or_widgets() -> None:
     }
 
 
-def test_framework_imported_after_seeding_is_seeded_at_import() -> None:
-    # %repro 42 in the first cell, import torch in the third: the seeded stream.
-    out = run_python(
-        """
-        import json
-        from IPython.core.interactiveshell import InteractiveShell
-        shell = InteractiveShell.instance()
-        shell.run_cell("%load_ext repro")
-        shell.run_cell("%repro 42 --deterministic")
-        shell.run_cell("x = 1")
-        shell.run_cell("import numpy as np, torch, random")
-        shell.run_cell("got = [random.random(), float(np.random.rand()), float(torch.rand(1))]")
-        shell.run_cell("flags = [torch.are_deterministic_algorithms_enabled(), "
-                       "torch.backends.cudnn.deterministic]")
-        shell.run_cell("random.seed(42); np.random.seed(42); torch.manual_seed(42)")
-        shell.run_cell("want = [random.random(), float(np.random.rand()), float(torch.rand(1))]")
-        # torch.use_deterministic_algorithms imports torch._inductor (seconds): repro does not.
-        shell.run_cell("import sys; lazy = 'torch._inductor.config' not in sys.modules")
-        ns = shell.user_ns
-        print(json.dumps([ns["got"], ns["want"], ns["flags"], ns["lazy"]]))
-        """
-    )
-    got, want, flags, lazy = json.loads(out.strip().splitlines()[-1])
-    assert got == want
-    assert flags == [True, True]
-    assert lazy, "switching deterministic algorithms imported torch._inductor"
-
-
 def test_inductor_gets_the_deterministic_mode_when_it_is_imported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

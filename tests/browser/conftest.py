@@ -60,6 +60,8 @@ SERVER_CONFIG = {
         # window.jupyterapp: the tests read cells and run them through its commands.
         "expose_app_in_browser": True,
         "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+        # No news feed (this machine has no internet), and so no question about it in a toast.
+        "news_url": None,
         "extension_manager": "readonly",
     },
     "JupyterNotebookApp": {"expose_app_in_browser": True},
@@ -87,6 +89,17 @@ class Server:
     url: str
     root: Path
     log: Path
+    settings: Path
+
+    def set_user_setting(self, plugin: str, values: dict[str, object]) -> None:
+        """Write the user's settings for ``plugin`` (``@jupyterlab/apputils-extension:themes``).
+
+        Both frontends read them when a page opens; a page already open keeps its own.
+        """
+        package, _, name = plugin.rpartition(":")
+        folder = self.settings / package
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
 
     def write_notebook(self, name: str, sources: list[str]) -> Path:
         """Write ``name`` (an .ipynb) into the server's root with one code cell per source."""
@@ -154,9 +167,11 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
+    server = Server(url, root, log, settings=home / "settings")
+    server.set_user_setting("@jupyterlab/apputils-extension:notification", {"fetchNews": "false"})
     try:
         _wait_until_up(url, proc, log)
-        yield Server(url, root, log)
+        yield server
     finally:
         _shutdown(url, proc)
 

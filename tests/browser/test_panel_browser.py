@@ -4,7 +4,6 @@ it follows the cells that run, and export inserts the config cell below the pane
 from __future__ import annotations
 
 import ast
-import json
 import re
 import sys
 from typing import Any
@@ -135,9 +134,7 @@ def use_theme(server: Any, theme: str) -> None:
     Switching themes on an open page re-styles all of JupyterLab, which takes minutes on a
     small CI machine; a page that opens in the theme costs nothing extra.
     """
-    folder = server.root.parent / "settings" / "@jupyterlab" / "apputils-extension"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
+    server.set_user_setting("@jupyterlab/apputils-extension:themes", {"theme": theme})
 
 
 def wait_theme(page: Any, theme: str) -> None:

@@ -58,6 +58,27 @@ def _use_deterministic_algorithms(torch: Any, mode: bool, warn_only: bool) -> No
         _inductor_hooked = True
 
 
+def _cudnn_version(torch: Any) -> int | None:
+    """cuDNN's version as ``torch.backends.cudnn.version()`` gives it, without starting CUDA.
+
+    ``cudnn.version()`` initialises CUDA (seen with torch 2.11 on an H200), which
+    reading the state must never do. Until CUDA runs, the version torch was built
+    against is read instead: torch checks at CUDA start that the runtime's major
+    version equals it and its minor is not older.
+    """
+    cudnn = torch.backends.cudnn
+    if not cudnn.is_available():
+        return None
+    if torch.cuda.is_initialized():
+        return cudnn.version()
+    try:
+        major, minor, patch = torch._C._cudnn.getCompileVersion()
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
+    # cuDNN's own encoding: 8.9.2 -> 8902, 9.1.0 -> 90100.
+    return major * (10_000 if major >= 9 else 1_000) + minor * 100 + patch
+
+
 def _matmul_precision(torch: Any) -> str:
     try:
         return torch.get_float32_matmul_precision()
@@ -129,7 +150,7 @@ class TorchRandom(Framework):
             algorithms = "raise"
         return {
             "cudnn_available": bool(b.cudnn.is_available()),
-            "cudnn_version": b.cudnn.version() if b.cudnn.is_available() else None,
+            "cudnn_version": _cudnn_version(torch),
             "cudnn_enabled": bool(b.cudnn.enabled),
             "cudnn_deterministic": bool(b.cudnn.deterministic),
             "cudnn_benchmark": bool(b.cudnn.benchmark),
@@ -214,9 +235,8 @@ class TorchRandom(Framework):
     def describe(self) -> dict[str, Any]:
         """Versions of torch, CUDA and cuDNN."""
         torch = _torch()
-        cudnn = torch.backends.cudnn
         return {
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
-            "cudnn": cudnn.version() if cudnn.is_available() else None,
+            "cudnn": _cudnn_version(torch),
         }
