@@ -39,9 +39,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-#: Generous: this runs on small, busy CI machines.
+#: Generous: on a busy 2-core machine one JupyterLab page load has taken 14 minutes.
 SERVER_START_S = 300
-PAGE_TIMEOUT_MS = 240_000
+PAGE_TIMEOUT_MS = 1_200_000
 
 #: The server's settings, written to its own (temporary) config folder.
 SERVER_CONFIG = {
@@ -211,8 +211,8 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    errors: list[tuple[str, str]] = []  # (message, stack) of each uncaught error in the page
+    pg.on("pageerror", lambda exc: errors.append((exc.message, exc.stack or "")))
     pg.page_errors = errors  # type: ignore[attr-defined]
     ARTIFACTS.mkdir(exist_ok=True)
     pg.artifacts = ARTIFACTS  # type: ignore[attr-defined]
@@ -222,6 +222,9 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
             pg.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"), full_page=True)
+        if errors:
+            stacks = "\n\n".join(stack or message for message, stack in errors)
+            (ARTIFACTS / f"page-errors-{request.node.name}.txt").write_text(stacks)
         context.close()
 
 

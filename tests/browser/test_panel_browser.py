@@ -14,7 +14,7 @@ pytest.importorskip("ipylab")
 
 # A server start, a kernel start and a page load each take seconds; on a busy CI machine, more.
 # One server for the module: its tests stay on one pytest-xdist worker.
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(900), pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(2400), pytest.mark.xdist_group("browser")]
 
 CELLS = [
     "%load_ext repro\n%repro panel",
@@ -123,6 +123,27 @@ def check_config_cell(cells: list[str], sources: list[str], seed: int, profile: 
     assert (config["seed"], config["profile"]) == (seed, profile)
 
 
+#: Uncaught errors that Notebook 7.6.5 raises in its own code (the notebook_core bundle) on
+#: these pages, not in repro's, ipywidgets' or ipylab's: its shortcuts plugin reads the schema
+#: of a settings plugin it never loaded, when another plugin's settings load; its palette
+#: asks about a file-browser command that a notebook page does not register. Kept in
+#: test-artifacts/page-errors-*.txt; any other error fails the test.
+NOTEBOOK7_OWN_ERRORS = (
+    "Cannot read properties of undefined (reading 'schema')",
+    "Command 'filebrowser:open-path' not registered.",
+)
+
+
+def unexpected_page_errors(page: Any, known: tuple[str, ...] = ()) -> list[str]:
+    """The page's uncaught errors, less those in ``known`` raised from Notebook 7's own bundle."""
+
+    def own(message: str, stack: str) -> bool:
+        frames = [line for line in stack.splitlines() if line.strip().startswith("at ")]
+        return message in known and bool(frames) and "/static/notebook/notebook_core." in frames[0]
+
+    return [stack or message for message, stack in page.page_errors if not own(message, stack)]
+
+
 def screenshot_panel(page: Any, name: str) -> None:
     """Save the panel as test-artifacts/<name> (to look at, and for the README's docs/panel.png)."""
     page.locator(PANEL).screenshot(path=str(page.artifacts / name))
@@ -187,7 +208,7 @@ def test_lab_panel_drives_and_follows_the_kernel(page: Any, jupyter_server: Any)
     # Export: cell 2 is active (it just ran), yet the config goes right below the panel's cell.
     assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
     check_config_cell(click_export_and_read_new_cell(page), CELLS, 2024, "final")
-    assert not page.page_errors
+    assert not unexpected_page_errors(page)
 
 
 # --- Notebook 7 ---------------------------------------------------------------------------
@@ -222,4 +243,4 @@ def test_notebook7_panel_displays_and_exports(page: Any, jupyter_server: Any) ->
     screenshot_panel(page, "panel-notebook7-dark.png")
 
     check_config_cell(click_export_and_read_new_cell(page), NB7_CELLS, 7, "debug")
-    assert not page.page_errors
+    assert not unexpected_page_errors(page, NOTEBOOK7_OWN_ERRORS)
