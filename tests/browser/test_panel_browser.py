@@ -12,7 +12,8 @@ import pytest
 
 pytest.importorskip("ipylab")
 
-# A server start, a kernel start and a page load each take seconds; on a busy CI machine, more.
+# A server start, a kernel start and a page load each take seconds; on a busy 2-core machine,
+# minutes.
 # One server for the module: its tests stay on one pytest-xdist worker.
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(2400), pytest.mark.xdist_group("browser")]
 
@@ -125,8 +126,8 @@ def check_config_cell(cells: list[str], sources: list[str], seed: int, profile: 
 
 #: Uncaught errors that Notebook 7.6.5 raises in its own code (the notebook_core bundle) on
 #: these pages, not in repro's, ipywidgets' or ipylab's: its shortcuts plugin reads the schema
-#: of a settings plugin it never loaded, when another plugin's settings load; its palette
-#: asks about a file-browser command that a notebook page does not register. Kept in
+#: of a settings plugin it never loaded, when another plugin's settings load (stack kept);
+#: and, seen once, a file-browser command that a notebook page does not register. Kept in
 #: test-artifacts/page-errors-*.txt; any other error fails the test.
 NOTEBOOK7_OWN_ERRORS = (
     "Cannot read properties of undefined (reading 'schema')",
