@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("ipylab")
-
 # A server start, a kernel start and a page load each take seconds; on a busy 2-core machine,
 # minutes.
 # One server for the module: its tests stay on one pytest-xdist worker.
@@ -33,14 +31,41 @@ PANEL = ".repro-panel"
 POLL_MS = 100
 
 
+def wait_for(page: Any, selector: str) -> None:
+    """Wait until ``selector`` matches an element, checking every ``POLL_MS``.
+
+    ``page.wait_for_selector`` checks on every animation frame, which makes a headless
+    Chromium without a GPU render frames in software all along JupyterLab's page load.
+    """
+    page.wait_for_function("s => document.querySelector(s) !== null", arg=selector, polling=POLL_MS)
+
+
 # --- driving a notebook like a person ------------------------------------------------
 
 
 def open_notebook(page: Any, server: Any, url_path: str) -> None:
-    """Open a notebook page and wait until its kernel is idle (it answered kernel_info)."""
+    """Open a notebook page and wait until its one kernel is connected and idle.
+
+    Under load, JupyterLab has been seen starting two kernels for a notebook opened with
+    ``?reset`` and shutting one down seconds later; a cell sent before that settles can be
+    lost. So this waits for the page's kernel to be the one the server's session holds.
+    """
     page.goto(server.url + url_path)
-    page.wait_for_selector(".jp-Notebook .jp-Cell")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+    wait_for(page, ".jp-Notebook .jp-Cell")
+    path = url_path.split("/tree/", 1)[-1].split("?", 1)[0].removeprefix("notebooks/")
+    for _attempt in range(600):
+        handle = page.wait_for_function(
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " const k = w && w.sessionContext && w.sessionContext.session"
+            " && w.sessionContext.session.kernel;"
+            " return w && w.context.isReady && w.sessionContext.isReady && k"
+            " && k.connectionStatus === 'connected' && k.status === 'idle' && k.id; }",
+            polling=POLL_MS,
+        )
+        if server.kernel_ids(path) == [handle.json_value()]:
+            return
+        page.wait_for_timeout(500)  # the server still holds another kernel for this notebook
+    raise AssertionError(f"the server kept another kernel for {path} for 5 minutes")
 
 
 def cell(page: Any, index: int) -> Any:
@@ -52,18 +77,31 @@ def run_cell(page: Any, index: int) -> str:
 
     The cell runs through the command that Ctrl+Enter is bound to (``notebook:run-cell``),
     executed by the app: a synthetic key press depends on where the keyboard focus
-    landed, which is not what these tests are about.
+    landed, which is not what these tests are about. The command's promise settles once
+    the kernel replied. Should it settle with the cell not run (no execution count: the
+    command found no current notebook or no kernel), it is sent again: the cell cannot
+    have run, so it cannot run twice.
     """
     target = cell(page, index)
-    target.locator(".jp-InputPrompt").click()
-    page.wait_for_function(
-        "i => window.jupyterapp.shell.currentWidget.content.activeCellIndex === i",
-        arg=index,
-        polling=POLL_MS,
-    )
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell')")
+    for _attempt in range(3):
+        target.locator(".jp-InputPrompt").click()
+        page.wait_for_function(
+            "i => window.jupyterapp.shell.currentWidget.content.activeCellIndex === i",
+            arg=index,
+            polling=POLL_MS,
+        )
+        count = page.evaluate(
+            "async i => { const w = window.jupyterapp.shell.currentWidget;"
+            " await window.jupyterapp.commands.execute('notebook:run-cell');"
+            " return w.content.widgets[i].model.executionCount; }",
+            index,
+        )
+        if count is not None:
+            break
+    else:
+        raise AssertionError(f"cell {index} did not run after 3 tries")
+    # The prompt reads "[n]:" once the kernel replied.
     prompt = target.locator(".jp-InputPrompt")
-    # "[ ]:" before, "[*]:" while it runs, "[n]:" once the kernel replied.
     page.wait_for_function(
         "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), polling=POLL_MS
     )
@@ -160,7 +198,7 @@ def use_theme(server: Any, theme: str) -> None:
 
 
 def wait_theme(page: Any, theme: str) -> None:
-    page.wait_for_selector(f"body[data-jp-theme-name='{theme}']", state="attached")
+    wait_for(page, f"body[data-jp-theme-name='{theme}']")
 
 
 # --- JupyterLab 4 ------------------------------------------------------------------------
@@ -172,7 +210,7 @@ def test_lab_panel_drives_and_follows_the_kernel(page: Any, jupyter_server: Any)
     open_notebook(page, jupyter_server, "lab/workspaces/panel-lab/tree/lab.ipynb?reset")
 
     run_cell(page, 0)
-    page.wait_for_selector(PANEL)
+    wait_for(page, PANEL)
     wait_panel_contains(page, ".repro-head", "seed none")
     assert "debug" in panel_text(page, ".widget-toggle-buttons")
 
@@ -232,7 +270,7 @@ def test_notebook7_panel_displays_and_exports(page: Any, jupyter_server: Any) ->
     assert page.evaluate("() => window.jupyterapp.name") == "Jupyter Notebook"
 
     run_cell(page, 0)
-    page.wait_for_selector(PANEL)
+    wait_for(page, PANEL)
     page.locator(f"{PANEL} .widget-toggle-button", has_text="debug").click()
     wait_panel_contains(page, ".repro-head", "profile debug")
     page.locator(f"{PANEL} input[type='text']").first.fill("7")
