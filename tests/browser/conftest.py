@@ -88,19 +88,21 @@ CI_DEADLINE_ENV = "REPRO_CI_DEADLINE"
 BROWSER_PACE = 1.0
 
 
-def _ci_time_left_for_browser_tests() -> str | None:
-    """Why there is not time enough left in CI for the browser tests, or None if there is."""
+def _skip_if_ci_time_is_short() -> None:
+    """Skip, saying why, if the time left in CI is not enough for the browser tests.
+
+    Called by both session fixtures (server and browser), whichever pytest sets up first.
+    """
     start, deadline = os.environ.get(CI_TESTS_START_ENV), os.environ.get(CI_DEADLINE_ENV)
     if not (start and deadline):
-        return None
+        return
     now = time.time()
     need, left = BROWSER_PACE * (now - float(start)), float(deadline) - now
-    if left >= need:
-        return None
-    return (
-        f"CI's time limit: {left:.0f} s left, and at this machine's pace (the tests so far "
-        f"took {now - float(start):.0f} s) the browser tests need about {need:.0f} s"
-    )
+    if left < need:
+        pytest.skip(
+            f"CI's time limit: {left:.0f} s left, and at this machine's pace (the tests so far "
+            f"took {now - float(start):.0f} s) the browser tests need about {need:.0f} s"
+        )
 
 
 def _free_port() -> int:
@@ -168,6 +170,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 @pytest.fixture(scope="session")
 def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """JupyterLab 4 + Notebook 7 on a free loopback port, isolated from this machine's setup."""
+    _skip_if_ci_time_is_short()
     home = tmp_path_factory.mktemp("jupyter")
     root = home / "root"
     root.mkdir()
@@ -237,9 +240,7 @@ def _missing(what: str) -> None:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """Debian's Chromium, headless, through Playwright's sync API."""
-    short = _ci_time_left_for_browser_tests()
-    if short:
-        pytest.skip(short)
+    _skip_if_ci_time_is_short()
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         _missing("Chromium is not installed (apt-get install chromium)")
