@@ -82,16 +82,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 #: epoch). The browser tests come last; they run if the time left is enough for them.
 CI_TESTS_START_ENV = "REPRO_CI_TESTS_START"
 CI_DEADLINE_ENV = "REPRO_CI_DEADLINE"
-#: The browser tests' time over the other tests' time, on one machine: about 0.9 on a busy
-#: 2-core one (the Lab test 412 s, the Notebook 7 test 434 s, the other tests 939 s), with
+#: The browser tests' time over the other tests' time, on one machine: about 0.8 on a busy
+#: 2-core one (the Lab test 412 s, the Notebook 7 test 321 s, the other tests 939 s), with
 #: a margin. The pace of the tests so far tells what they need on the machine at hand.
 BROWSER_PACE = 1.0
 
 
-def _skip_if_ci_time_is_short() -> None:
+@pytest.fixture(scope="session")
+def ci_time_for_browser_tests() -> None:
     """Skip, saying why, if the time left in CI is not enough for the browser tests.
 
-    Called by both session fixtures (server and browser), whichever pytest sets up first.
+    Both session fixtures (server and browser) depend on it, so it is decided once, before
+    whichever pytest sets up first; pytest keeps a skip for the session.
     """
     start, deadline = os.environ.get(CI_TESTS_START_ENV), os.environ.get(CI_DEADLINE_ENV)
     if not (start and deadline):
@@ -168,9 +170,10 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def jupyter_server(
+    tmp_path_factory: pytest.TempPathFactory, ci_time_for_browser_tests: None
+) -> Iterator[Server]:
     """JupyterLab 4 + Notebook 7 on a free loopback port, isolated from this machine's setup."""
-    _skip_if_ci_time_is_short()
     home = tmp_path_factory.mktemp("jupyter")
     root = home / "root"
     root.mkdir()
@@ -238,9 +241,8 @@ def _missing(what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser(ci_time_for_browser_tests: None) -> Iterator[object]:
     """Debian's Chromium, headless, through Playwright's sync API."""
-    _skip_if_ci_time_is_short()
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         _missing("Chromium is not installed (apt-get install chromium)")
