@@ -42,7 +42,7 @@ def main() -> int:
     import repro
 
     cold = timed(repro.environment, 1)[0]
-    env_module = sys.modules["repro.environment"]  # loaded by the first call
+    env_module = sys.modules["repro._capture"]  # loaded by the first call
     warm = timed(repro.environment, args.repeat)
     git_dirty = timed(lambda: env_module._dirty(Path.cwd()), args.repeat)
     collect = timed(collect_env.get_env_info, args.repeat)

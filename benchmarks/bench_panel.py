@@ -26,7 +26,7 @@ import torch
 from IPython.core.interactiveshell import InteractiveShell
 
 import repro
-from repro.panel import Panel
+from repro._panel import Panel
 
 
 def per_cell(shell: InteractiveShell, code: str, cells: int) -> float:

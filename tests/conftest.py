@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from repro import session as _session
-
-_profiles = sys.modules["repro.profiles"]
+from repro import _profiles, _session
 
 # pytest-xdist runs one worker per core, and the notebook and kernel tests start kernels
 # beside them: one OpenMP thread per process keeps torch's threads from spinning while

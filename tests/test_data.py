@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import repro
-from repro.data import worker_seed_sequence
+from repro._data import worker_seed_sequence
 
 
 class Augmented(Dataset):

@@ -22,13 +22,9 @@ import pytest
 import torch
 
 import repro
-from repro import session as _session
-from repro.environment import (
-    CONFIG_KEYS,
-    ENVIRONMENT_VARIABLES,
-    clean_remote,
-    format_environment,
-)
+from repro import _session
+from repro._capture import ENVIRONMENT_VARIABLES, clean_remote, format_environment
+from repro._config import CONFIG_KEYS
 
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRET1",
@@ -180,7 +176,7 @@ def test_gpus_are_described_once_cuda_is_initialised(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_device_properties", Props)
-    facts = sys.modules["repro.environment"]._torch_runtime()
+    facts = sys.modules["repro._capture"]._torch_runtime()
     assert facts["gpus"] == [
         {"name": "NVIDIA H100 #0", "capability": "9.0"},
         {"name": "NVIDIA H100 #1", "capability": "9.0"},

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import random
 import re
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,11 +14,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ipywidgets")
 
 import repro  # noqa: E402
-from repro import session as _session  # noqa: E402
-from repro.panel import Panel, profile_hint, setting_rows, source_rows, summary  # noqa: E402
-
-# The module itself: ``repro.panel`` (the attribute) is the public function of that name.
-panel_module = sys.modules["repro.panel"]
+from repro import _panel as panel_module  # noqa: E402
+from repro import _session  # noqa: E402
+from repro._panel import Panel, profile_hint, setting_rows, source_rows, summary  # noqa: E402
 
 
 @pytest.fixture
@@ -298,7 +295,6 @@ def test_an_error_while_refreshing_shows_in_the_panel(
 
 
 def test_export_without_a_bridge_shows_the_code(panels: list[Panel]) -> None:
-    pytest.importorskip("repro.environment")
     repro.setup(21, "final")
     p = new_panel(panels)
     assert p._bridge is None  # no kernel, no frontend: nothing could insert a cell
@@ -330,7 +326,6 @@ class FakeBridge:
 
 
 def test_export_with_a_ready_bridge_inserts_the_cell(panels: list[Panel]) -> None:
-    pytest.importorskip("repro.environment")
     repro.setup(4, "debug")
     bridge = FakeBridge(ready=True)
     p = Panel(bridge=bridge)  # type: ignore[arg-type]
@@ -343,7 +338,6 @@ def test_export_with_a_ready_bridge_inserts_the_cell(panels: list[Panel]) -> Non
 
 
 def test_export_with_a_bridge_that_never_answered_falls_back(panels: list[Panel]) -> None:
-    pytest.importorskip("repro.environment")
     bridge = FakeBridge(ready=False)
     p = Panel(bridge=bridge)  # type: ignore[arg-type]
     panels.append(p)
@@ -355,7 +349,6 @@ def test_export_with_a_bridge_that_never_answered_falls_back(panels: list[Panel]
 def test_export_error_shows_in_the_panel(
     panels: list[Panel], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    environment = pytest.importorskip("repro.environment")
 
     def broken(params: object = None) -> str:
         raise ValueError("cannot capture the environment")

@@ -11,16 +11,14 @@ when they are imported, and the panel loads when it is asked for.
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from repro.data import dataloader_kwargs, rng, seed_worker
+from repro._data import dataloader_kwargs, rng, seed_worker
+from repro._profiles import Profile, Settings, get_profile, profiles, register_profile
+from repro._session import scope, seed, setup, use_profile
+from repro._state import State, hash_seed, state
 from repro.frameworks.base import Framework, ReproWarning
-from repro.profiles import Profile, Settings, get_profile, profiles, register_profile
-from repro.session import scope, seed, setup, use_profile
-from repro.state import State, hash_seed, state
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -57,11 +55,11 @@ __all__ = [
 
 # Loaded on first use, so that ``import repro`` stays light.
 _LAZY = {
-    "environment": "repro.environment",
-    "config_cell": "repro.environment",
-    "apply_config": "repro.environment",
-    "check": "repro.environment",
-    "panel": "repro.panel",
+    "environment": "repro._capture",
+    "config_cell": "repro._config",
+    "apply_config": "repro._config",
+    "check": "repro._config",
+    "panel": "repro._panel",
 }
 
 
@@ -73,28 +71,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'repro' has no attribute {name!r}")
 
 
-class _Package(ModuleType):
-    # ``repro.state()``, ``repro.profiles()``, ``repro.environment()`` and ``repro.panel()``
-    # share their names with submodules; importing a submodule would rebind the package
-    # attribute to the module. Keep the public functions.
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, ModuleType) and name in ("state", "profiles", *_LAZY):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext repro``: register ``%repro`` and ``%%repro`` (once, however often loaded)."""
-    from repro.magics import load
+    from repro._magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """``%unload_ext repro``: remove the magics and the event callbacks."""
-    from repro.magics import unload
+    from repro._magics import unload
 
     unload(ipython)

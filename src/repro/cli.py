@@ -164,7 +164,7 @@ def install_kernel(
 def _info(args: argparse.Namespace) -> int:
     import repro
     from repro import frameworks
-    from repro.environment import format_environment
+    from repro._capture import format_environment
 
     if args.import_frameworks:
         for fw in frameworks.frameworks():

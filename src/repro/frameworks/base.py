@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 if TYPE_CHECKING:
-    from repro.profiles import Settings
+    from repro._profiles import Settings
 
 
 class ReproWarning(UserWarning):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from repro.frameworks.base import Framework, ReproWarning, fingerprint
 
 if TYPE_CHECKING:
-    from repro.profiles import Settings
+    from repro._profiles import Settings
 
 #: Set when deterministic algorithms are switched on and the variable is unset:
 #: cuBLAS (CUDA >= 10.2) is only deterministic with a fixed workspace.

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from repro import frameworks as _frameworks
-from repro.session import current
+from repro._session import current
 
 __all__ = ["SETTING_LABELS", "Source", "State", "hash_seed", "state"]
 

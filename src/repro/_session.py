@@ -20,8 +20,8 @@ from typing import Any
 import wrapt
 
 from repro import frameworks as _frameworks
+from repro._profiles import Profile, Settings, get_profile
 from repro.frameworks import Framework
-from repro.profiles import Profile, Settings, get_profile
 
 __all__ = [
     "ENV_VARS",

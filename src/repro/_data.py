@@ -8,8 +8,8 @@ from typing import Any
 
 import xxhash
 
+from repro._session import check_seed, current, fresh_seed
 from repro.frameworks.base import ReproWarning
-from repro.session import check_seed, current, fresh_seed
 
 __all__ = ["dataloader_kwargs", "rng", "seed_worker", "worker_seed_sequence"]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from repro import session as _session
-from repro.profiles import Profile, profiles
-from repro.state import SETTING_LABELS, State, state
+from repro import _session
+from repro._profiles import Profile, profiles
+from repro._state import SETTING_LABELS, State, state
 
 __all__ = [
     "Panel",
@@ -450,7 +450,7 @@ class Panel(widgets.VBox):
         self._say(f"profile {chosen.name} applied")
 
     def _export(self, _button: Any = None) -> None:
-        from repro.environment import config_cell  # lazy: the environment capture is heavier
+        from repro._config import config_cell  # lazy: the environment capture is heavier
 
         source = config_cell()
         if self._bridge is not None and self._bridge.ready:

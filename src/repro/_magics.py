@@ -13,8 +13,8 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 import repro
-from repro import session as _session
-from repro.profiles import ALGORITHMS
+from repro import _session
+from repro._profiles import ALGORITHMS
 
 __all__ = ["ReproMagics", "load", "unload"]
 
@@ -236,7 +236,9 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
     except Exception as exc:
         etype, value, tb = sys.exc_info()
         # Start at the user's frame: the lines above are repro's, not theirs.
-        stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb)
+        stb = shell.InteractiveTB.structured_traceback(
+            etype, value, tb.tb_next or tb, tb_offset=0
+        )
         # Exceptions without a __dict__ keep IPython's own rendering.
         with contextlib.suppress(AttributeError):
             exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]
@@ -307,6 +309,6 @@ def unload(shell: Any) -> None:
     """Remove the magics and any panel callbacks from ``shell``."""
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("repro", None)
-    panel = sys.modules.get("repro.panel")
+    panel = sys.modules.get("repro._panel")
     if panel is not None and hasattr(panel, "unload"):
         panel.unload(shell)

@@ -1,0 +1,427 @@
+"""What decides whether a run repeats: versions, BLAS, threads, hashing, git, hardware.
+
+:func:`environment` captures it, in process and in milliseconds, as plain data;
+:func:`format_environment` writes it for people (``repro info``). Nothing here imports
+a framework or initialises CUDA, and nothing reads an environment variable outside
+:data:`ENVIRONMENT_VARIABLES`, so tokens and keys in the environment never reach the output.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import numbers
+import os
+import platform
+import re
+import subprocess
+import sys
+import urllib.parse
+import warnings
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from repro import _session
+from repro import frameworks as _frameworks
+from repro._state import state
+
+__all__ = [
+    "ENVIRONMENT_VARIABLES",
+    "clean_remote",
+    "environment",
+    "format_environment",
+]
+#: The only environment variables ever read into the output: those that change results.
+ENVIRONMENT_VARIABLES = (
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_LAUNCH_BLOCKING",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+    *(name for name in _session.ENV_VARS if name.startswith("REPRO_")),
+)
+
+
+
+#: Bounds the one subprocess (``git status`` for dirtiness): a huge or hung repository
+#: costs at most this, and dirtiness is then reported as unknown.
+GIT_TIMEOUT_S = 10.0
+
+
+
+
+# --- capture ----------------------------------------------------------------------
+
+
+def environment(*, repository: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Everything that decides whether this kernel repeats a run, as plain (JSON-ready) data.
+
+    Keys, in order: ``repro`` (version), ``captured`` (UTC, ISO 8601), ``seed``,
+    ``profile``, ``overrides``, ``backend_flags`` (from :func:`repro.state`),
+    ``hashing`` (is ``str`` hashing randomized, and the hash seed), ``python``,
+    ``os``, ``frameworks`` (one entry per registered framework: version, whether
+    imported, and what its adapter's ``describe()`` adds: CUDA, cuDNN, threads,
+    default dtype, GPUs), ``blas`` and ``openmp`` (the loaded native thread pools,
+    from threadpoolctl), ``environ`` (only :data:`ENVIRONMENT_VARIABLES` that are
+    set) and ``git`` (commit, branch, dirty, remote without credentials; ``None``
+    outside a repository).
+
+    ``repository`` is a directory inside the git repository to describe; by default
+    the notebook's (``JPY_SESSION_NAME``'s folder, else the working directory).
+    Never imports a framework, never initialises CUDA, and runs no subprocess
+    except one bounded ``git status`` for dirtiness. No path, host or user name
+    is included.
+    """
+    import repro
+
+    snapshot = state()
+    return {
+        "repro": repro.__version__,
+        "captured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seed": snapshot.seed,
+        "profile": snapshot.profile,
+        "overrides": _plain(dict(snapshot.overrides)),
+        "backend_flags": _plain(dict(snapshot.settings)),
+        "hashing": {"randomized": snapshot.hash_seed is None, "seed": snapshot.hash_seed},
+        "python": {
+            "implementation": platform.python_implementation(),
+            "version": platform.python_version(),
+        },
+        "os": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+        },
+        "frameworks": _describe_frameworks(),
+        **_thread_pools(),
+        "environ": {name: os.environ[name] for name in ENVIRONMENT_VARIABLES if name in os.environ},
+        "git": _git(Path(repository) if repository is not None else _notebook_folder()),
+    }
+
+
+def _installed_version(module: str) -> str | None:
+    # The distribution is usually named like the top-level module (numpy, torch, jax).
+    try:
+        return metadata.version(module.partition(".")[0])
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _torch_runtime() -> dict[str, Any]:
+    """What torch's adapter does not describe yet: threads, default dtype and the GPUs.
+
+    GPU names and compute capability are read only where CUDA is already
+    initialised: reading them would otherwise start CUDA in the user's kernel.
+    """
+    torch = sys.modules["torch"]
+    facts: dict[str, Any] = {
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "default_dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+        "cuda_available": bool(torch.cuda.is_available()),
+    }
+    if torch.cuda.is_initialized():
+        facts["gpus"] = [
+            {
+                "name": props.name,
+                "capability": f"{props.major}.{props.minor}",
+            }
+            for props in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))
+        ]
+    elif facts["cuda_available"]:
+        facts["gpu_count"] = torch.cuda.device_count()
+        facts["gpus"] = (
+            "not read: CUDA is not initialised in this kernel, and repro does not start it "
+            "to describe it"
+        )
+    return facts
+
+
+# Facts an adapter's describe() does not give yet, by framework name (merged under describe()).
+_RUNTIME: dict[str, Callable[[], dict[str, Any]]] = {"torch": _torch_runtime}
+
+
+def _describe_frameworks() -> dict[str, Any]:
+    described: dict[str, Any] = {}
+    for fw in _frameworks.frameworks():
+        if fw.module.partition(".")[0] in sys.stdlib_module_names:
+            continue  # Python's own random: its version is the interpreter's
+        if not fw.imported:
+            described[fw.name] = {
+                "version": _installed_version(fw.module),
+                "imported": False,
+                "note": "not imported",
+            }
+            continue
+        try:
+            facts = dict(fw.describe())
+            extra = _RUNTIME.get(fw.name)
+            if extra is not None:
+                facts = {**extra(), **facts}
+        except Exception as exc:  # a broken plugin must not hide the rest of the environment
+            facts = {"error": f"describe() failed: {type(exc).__name__}"}
+        version = facts.pop(fw.name, None) or _installed_version(fw.module)
+        described[fw.name] = _plain({"version": version, "imported": True, **facts})
+    return described
+
+
+def _library_owner(filepath: str) -> str:
+    """The package that ships a native library (``numpy``, ``torch``), or ``system``."""
+    parts = Path(filepath).parts
+    for i, part in enumerate(parts[:-1]):
+        if part in ("site-packages", "dist-packages") and i + 2 < len(parts):
+            return re.sub(r"\.libs$", "", parts[i + 1])
+    return "system"
+
+
+def _thread_pools() -> dict[str, list[dict[str, Any]]]:
+    """The BLAS and OpenMP libraries loaded in this process, with version and threads.
+
+    Only what is already loaded: a library is described, never imported. File
+    paths are reduced to the owning package, so no home directory shows.
+    """
+    from threadpoolctl import threadpool_info
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # threadpoolctl warns about mixed OpenMP runtimes
+        pools = threadpool_info()
+    found: dict[str, list[dict[str, Any]]] = {"blas": [], "openmp": []}
+    for pool in pools:
+        kind = pool.get("user_api")
+        if kind not in found:
+            continue
+        entry = {
+            "package": _library_owner(pool.get("filepath") or ""),
+            "library": pool.get("internal_api"),
+            "version": pool.get("version"),
+            "threads": pool.get("num_threads"),
+        }
+        if kind == "blas":
+            entry["threading_layer"] = pool.get("threading_layer")
+            entry["architecture"] = pool.get("architecture")
+        found[kind].append(_plain(entry))
+    return found
+
+
+def _notebook_folder() -> Path:
+    # Jupyter Server (2.x) tells the kernel its notebook's path; the working directory
+    # is the notebook's folder too unless the user changed it.
+    notebook = os.environ.get("JPY_SESSION_NAME", "")
+    if os.path.isabs(notebook) and os.path.exists(notebook):
+        return Path(notebook).parent
+    return Path.cwd()
+
+
+def _git(start: Path) -> dict[str, Any] | None:
+    """The repository around ``start``: commit, branch, dirty, remote. ``None`` if there is none.
+
+    HEAD, refs, packed-refs and config are read directly; only dirtiness needs git
+    itself (one ``git status`` bounded by :data:`GIT_TIMEOUT_S`, taking no lock).
+    """
+    found = _find_repository(start)
+    if found is None:
+        return None
+    worktree, git_dir = found
+    # A linked worktree keeps its own HEAD but shares refs and config with the main one.
+    shared = _read(git_dir / "commondir").strip()
+    common = (git_dir / shared).resolve() if shared else git_dir
+    head = _read(git_dir / "HEAD").strip()
+    branch = None
+    commit: str | None = head or None
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        branch = ref.removeprefix("refs/heads/")
+        commit = _resolve_ref(git_dir, common, ref)
+    dirty = _dirty(worktree)
+    info: dict[str, Any] = {
+        "commit": commit,
+        "branch": branch,
+        "dirty": dirty,
+        "remote": _remote(common / "config"),
+    }
+    if dirty is None:
+        info["dirty_note"] = "unknown: git is not installed, failed or took too long"
+    return info
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _find_repository(start: Path) -> tuple[Path, Path] | None:
+    """(work tree, git dir) of the repository containing ``start``; worktrees and submodules too."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            return folder, dot_git
+        if dot_git.is_file():
+            text = _read(dot_git).strip()
+            if text.startswith("gitdir:"):
+                return folder, (folder / text[7:].strip()).resolve()
+    return None
+
+
+def _resolve_ref(git_dir: Path, common: Path, ref: str) -> str | None:
+    for base in (git_dir, common):
+        value = _read(base / ref).strip()
+        if re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", value):
+            return value
+    for line in _read(common / "packed-refs").splitlines():
+        sha, _, name = line.partition(" ")
+        if name.strip() == ref:
+            return sha
+    return None  # an unborn branch: no commit yet
+
+
+def _dirty(worktree: Path) -> bool | None:
+    """Whether tracked files differ from HEAD.
+
+    Untracked files do not count, as in ``git describe --dirty``.
+    """
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=worktree,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            # Optional locks off: describing must not take index.lock from a concurrent git.
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return bool(done.stdout.strip())
+
+
+def _remote(config: Path) -> str | None:
+    """The ``origin`` remote's URL (else the first remote's), without credentials."""
+    remotes: dict[str, str] = {}
+    section = None
+    for raw in _read(config).splitlines():
+        line = raw.strip()
+        header = re.fullmatch(r'\[\s*remote\s+"(.*)"\s*\]', line)
+        if header:
+            section = header.group(1)
+        elif line.startswith("["):
+            section = None
+        elif section is not None and section not in remotes:
+            key, sep, value = line.partition("=")
+            if sep and key.strip().lower() == "url":
+                remotes[section] = value.strip().strip('"')
+    url = remotes.get("origin") or next(iter(remotes.values()), None)
+    return None if url is None else clean_remote(url)
+
+
+def clean_remote(url: str) -> str:
+    """``url`` without user, password, token, query or fragment; a home folder becomes ``~``.
+
+    ``https://user:ghp_x@github.com/o/r.git?t=1`` -> ``https://github.com/o/r.git``;
+    ``git@github.com:o/r.git`` stays (``git`` is the service's user, not a person's).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme and parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    scp = re.fullmatch(r"(?:([^@/:]+)@)?([^@/:]{2,}):(.*)", url)
+    if scp and not parts.scheme.startswith("file"):
+        user, host, path = scp.groups()
+        return f"{'git@' if user == 'git' else ''}{host}:{path}"
+    path = parts.path if parts.scheme == "file" else url
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (path == home or path.startswith(home.rstrip("/") + "/")):
+        path = "~" + path[len(home.rstrip("/")) :]
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with anything that is not a literal (a dtype, a path) turned into its ``str``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else str(number)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+# --- text for people ----------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(map(_show, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_show(v)}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _hashing_text(hashing: Any) -> str:
+    if not isinstance(hashing, dict):
+        return "unknown"
+    if hashing.get("randomized"):
+        return "randomized"
+    return f"fixed (PYTHONHASHSEED={hashing.get('seed')})"
+
+
+def format_environment(env: dict[str, Any]) -> str:
+    """:func:`environment`'s dict as aligned text for people (``repro info``)."""
+    rows: list[tuple[str, str]] = []
+    python, system = env.get("python", {}), env.get("os", {})
+    rows.append(("repro", f"{env.get('repro')} · captured {env.get('captured')}"))
+    rows.append(("python", f"{python.get('implementation')} {python.get('version')}"))
+    rows.append(("os", f"{system.get('system')} {system.get('release')} {system.get('machine')}"))
+    rows.append(("seed", _show(env.get("seed"))))
+    profile = _show(env.get("profile"))
+    if env.get("overrides"):
+        profile += f" ({_show(env['overrides'])})"
+    rows.append(("profile", profile))
+    rows.append(("str hashing", _hashing_text(env.get("hashing"))))
+    for name, facts in env.get("frameworks", {}).items():
+        status = "" if facts.get("imported") else " (not imported)"
+        rows.append((name, f"{facts.get('version')}{status}"))
+        for key, value in facts.items():
+            if key not in ("version", "imported", "note"):
+                rows.append((f"  {key}", _show(value)))
+    for kind in ("blas", "openmp"):
+        for pool in env.get(kind, []):
+            details = [pool.get("library"), pool.get("version"), f"{pool.get('threads')} threads"]
+            details += [pool.get("threading_layer"), pool.get("architecture")]
+            shown = " · ".join(str(d) for d in details if d is not None)
+            rows.append(
+                (f"{kind.upper() if kind == 'blas' else 'OpenMP'} ({pool.get('package')})", shown)
+            )
+    for flag, value in env.get("backend_flags", {}).items():
+        rows.append((f"  {flag}", _show(value)))
+    for name, value in env.get("environ", {}).items():
+        rows.append((name, value))
+    git = env.get("git")
+    if git:
+        dirty = {True: "dirty", False: "clean", None: "dirty unknown"}[git.get("dirty")]
+        rows.append(("git", f"{git.get('commit')} ({git.get('branch') or 'detached'}, {dirty})"))
+        if git.get("remote"):
+            rows.append(("  remote", git["remote"]))
+    else:
+        rows.append(("git", "not in a repository"))
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
