@@ -14,8 +14,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ipywidgets")
 
 import repro  # noqa: E402
+from repro import (
+    _config,
+    _session,
+)
 from repro import _panel as panel_module  # noqa: E402
-from repro import _session  # noqa: E402
 from repro._panel import Panel, profile_hint, setting_rows, source_rows, summary  # noqa: E402
 
 
@@ -353,7 +356,7 @@ def test_export_error_shows_in_the_panel(
     def broken(params: object = None) -> str:
         raise ValueError("cannot capture the environment")
 
-    monkeypatch.setattr(environment, "config_cell", broken)
+    monkeypatch.setattr(_config, "config_cell", broken)
     p = new_panel(panels)
     p.export_button.click()
     assert "cannot capture the environment" in error_text(p)
