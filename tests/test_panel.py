@@ -14,10 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ipywidgets")
 
 import repro  # noqa: E402
-from repro import (
-    _config,
-    _session,
-)
+from repro import _config, _session  # noqa: E402
 from repro import _panel as panel_module  # noqa: E402
 from repro._panel import Panel, profile_hint, setting_rows, source_rows, summary  # noqa: E402
 
