@@ -63,7 +63,7 @@ def test_python_dash_m_repro_runs_the_command() -> None:
         ([], "choose a command: info, kernel"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["kernel"], "choose a command: install"),
-        (["kernel", "install", "--hash-seed", "-1"], "hash seed must be from 0 to 4294967295"),
+        (["kernel", "install", "--hash-seed", "-1"], "hash seed must be an integer with 0 <= seed < 2**32"),
         (["kernel", "install", "--hash-seed", "4294967296"], "got 4294967296"),
         (["kernel", "install", "--hash-seed", "zero"], "must be an integer"),
         (["kernel", "install", "--name", "my kernel"], "kernel name may hold only"),
