@@ -14,7 +14,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 import repro
 from repro import _session
-from repro._profiles import ALGORITHMS, choose
+from repro._profiles import ALGORITHMS, choose, table
 from repro._seed import parse_seed
 
 __all__ = ["ReproMagics"]
@@ -158,7 +158,7 @@ class ReproMagics(Magics):
         if name == "profiles":
             if rest.strip():
                 raise UsageError("%repro profiles takes no arguments")
-            return _profiles_table()
+            return table(repro.state().profile)
         if name == "panel":
             if rest.strip():
                 raise UsageError("%repro panel takes no arguments")
@@ -250,43 +250,3 @@ def _summary(st: repro.State) -> str:
     if st.warnings:
         text += "\n      %repro shows the warnings, each with its fix"
     return text
-
-
-class _Table:
-    def __init__(self, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
-        self.rows, self.header = rows, header
-
-    def __repr__(self) -> str:
-        table = [self.header, *self.rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(self.header))]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        return "\n".join(fmt.format(*r) for r in table)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.header)
-        body = "".join(
-            "<tr>"
-            + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in r)
-            + "</tr>"
-            for r in self.rows
-        )
-        return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _profiles_table() -> _Table:
-    current = repro.state().profile
-    rows = []
-    for p in repro.profiles():
-        s = p.settings
-        rows.append(
-            (
-                ("● " if p.name == current else "  ") + p.name,
-                p.meant_for,
-                p.trade,
-                f"deterministic={s.cudnn_deterministic} benchmark={s.cudnn_benchmark} "
-                f"algorithms={s.deterministic_algorithms} tf32={s.matmul_tf32}/{s.cudnn_tf32}",
-            )
-        )
-    return _Table(rows, ("profile", "meant for", "trade", "flags"))

@@ -16,12 +16,14 @@ from typing import Any, Literal
 __all__ = [
     "ALGORITHMS",
     "Profile",
+    "ProfileTable",
     "Settings",
     "choose",
     "get_profile",
     "profiles",
     "register_profile",
     "resolve",
+    "table",
     "unregister_profile",
 ]
 
@@ -137,6 +139,45 @@ def get_profile(name: str) -> Profile:
 def profiles() -> tuple[Profile, ...]:
     """Every registered profile, the built-in ones first."""
     return tuple(_PROFILES.values())
+
+
+class ProfileTable:
+    """The profiles as a table (what ``%repro profiles`` shows), the active one marked ●."""
+
+    header = ("profile", "meant for", "trade", "flags")
+
+    def __init__(self, rows: list[tuple[str, str, str, str]]) -> None:
+        self.rows = rows
+
+    def __repr__(self) -> str:
+        table = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.header))]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        return "\n".join(fmt.format(*r).rstrip() for r in table)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        def row(cells: tuple[str, ...], tag: str) -> str:
+            inner = "".join(
+                f"<{tag} style='text-align:left'>{html.escape(c)}</{tag}>" for c in cells
+            )
+            return f"<tr>{inner}</tr>"
+
+        return f"<table>{row(self.header, 'th')}{''.join(row(r, 'td') for r in self.rows)}</table>"
+
+
+def table(active: str | None = None) -> ProfileTable:
+    """Every registered profile with what it is meant for, what it trades and its flags."""
+    rows = []
+    for p in profiles():
+        s = p.settings
+        flags = (
+            f"deterministic={s.cudnn_deterministic} benchmark={s.cudnn_benchmark} "
+            f"algorithms={s.deterministic_algorithms} tf32={s.matmul_tf32}/{s.cudnn_tf32}"
+        )
+        rows.append((("● " if p.name == active else "  ") + p.name, p.meant_for, p.trade, flags))
+    return ProfileTable(rows)
 
 
 def choose(
