@@ -34,6 +34,7 @@ __all__ = [
     "apply",
     "current",
     "effective_seed",
+    "lock",
     "reset",
     "scope",
     "seed",
@@ -82,7 +83,8 @@ class Session:
 
 
 _session = Session()
-_lock = threading.RLock()
+#: Held by every change and by every read of the whole state (``repro.state()``).
+lock = threading.RLock()
 _listeners: list[Callable[[], None]] = []
 _watched: set[str] = set()
 
@@ -140,7 +142,7 @@ def _sync(fw: Framework, session: Session) -> None:
 
 
 def _on_import(module: Any) -> None:
-    with _lock:
+    with lock:
         for fw in _frameworks.frameworks():
             if fw.module == module.__name__:
                 try:
@@ -234,7 +236,7 @@ def apply(
     current profile; ``config`` (a checked config dict) is remembered for
     ``repro.check()`` once the rest has applied. Returns the session's seed.
     """
-    with _lock:
+    with lock:
         value = None if seed is None else check_seed(seed)
         chosen, settings, kept = resolve(
             profile, dict(overrides or {}), (_session.profile, _session.overrides)
@@ -269,7 +271,7 @@ def seed(seed: int | None = None) -> int:
     Returns the seed, so that a drawn one can be pinned.
     """
     value = fresh_seed() if seed is None else check_seed(seed)
-    with _lock:
+    with lock:
         _seed_all(value)
         _watch()
     _changed()
@@ -307,7 +309,7 @@ def scope(seed: int | None = None, profile: str | None = None, **overrides: Any)
     an exception or ``KeyboardInterrupt``. CUDA generators are saved only if
     CUDA is already initialised: entering a scope never starts a GPU. Yields the seed.
     """
-    with _lock:
+    with lock:
         chosen, settings, kept = resolve(profile, overrides, (_session.profile, _session.overrides))
         value, _ = effective_seed(seed)
         saved = snapshot()
@@ -341,7 +343,7 @@ class Snapshot:
         Every part is attempted; a ``RuntimeError`` afterwards lists what could not be restored.
         """
         errors: list[BaseException] = []
-        with _lock:
+        with lock:
             before = {fw.name for fw, _, _ in self.states}
             for fw, state, flags in self.states:
                 try:
@@ -375,14 +377,14 @@ class Snapshot:
 
 def snapshot() -> Snapshot:
     """Save everything repro may change (see :class:`Snapshot`); never starts a GPU."""
-    with _lock:
+    with lock:
         states = [(fw, fw.get_state(), fw.read_settings()) for fw in _frameworks.loaded()]
         return Snapshot(_session.copy(), states, {name: os.environ.get(name) for name in ENV_VARS})
 
 
 def reset() -> None:
     """Forget the session's seed, profile and config (RNG states and flags stay as they are)."""
-    with _lock:
+    with lock:
         generation = _session.generation
         _session.__dict__.update(Session().__dict__)
         _session.generation = generation

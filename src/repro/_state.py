@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from repro import frameworks as _frameworks
 from repro._seed import SEED_LIMIT
-from repro._session import current
+from repro._session import current, lock
 
 __all__ = ["SETTING_LABELS", "STATUS", "Source", "SourceRow", "State", "hash_seed", "state"]
 
@@ -359,30 +359,31 @@ def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: b
 
 def state() -> State:
     """Snapshot the kernel now. Never imports a framework and never initialises CUDA."""
-    session = current()
-    sources: list[Source] = []
-    settings: dict[str, Any] = {}
-    for fw in _frameworks.frameworks():
-        if not fw.imported:
-            sources.append(Source(fw.name, fw.label, False, None, None, None))
-            continue
-        seed = session.seeds.get(fw.name)
-        for stream, fp in fw.fingerprints().items():
-            mark = session.marks.get(stream)
-            moved = None if seed is None or mark is None else mark != fp
-            sources.append(Source(fw.name, stream, True, seed, fp, moved))
-        settings.update(fw.read_settings())
-    environ = {"CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
-    seed_fixed = hash_seed()
-    warnings = _warnings(settings, environ, seed_fixed is not None)
-    warnings += [n for n in session.notes if n not in warnings]
-    return State(
-        seed=session.seed,
-        profile=session.profile,
-        overrides=MappingProxyType(dict(session.overrides)),
-        sources=tuple(sources),
-        settings=MappingProxyType(settings),
-        environ=MappingProxyType(environ),
-        hash_seed=seed_fixed,
-        warnings=tuple(warnings),
-    )
+    with lock:
+        session = current()
+        sources: list[Source] = []
+        settings: dict[str, Any] = {}
+        for fw in _frameworks.frameworks():
+            if not fw.imported:
+                sources.append(Source(fw.name, fw.label, False, None, None, None))
+                continue
+            seed = session.seeds.get(fw.name)
+            for stream, fp in fw.fingerprints().items():
+                mark = session.marks.get(stream)
+                moved = None if seed is None or mark is None else mark != fp
+                sources.append(Source(fw.name, stream, True, seed, fp, moved))
+            settings.update(fw.read_settings())
+        environ = {"CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+        seed_fixed = hash_seed()
+        warnings = _warnings(settings, environ, seed_fixed is not None)
+        warnings += [n for n in session.notes if n not in warnings]
+        return State(
+            seed=session.seed,
+            profile=session.profile,
+            overrides=MappingProxyType(dict(session.overrides)),
+            sources=tuple(sources),
+            settings=MappingProxyType(settings),
+            environ=MappingProxyType(environ),
+            hash_seed=seed_fixed,
+            warnings=tuple(warnings),
+        )
