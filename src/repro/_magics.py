@@ -46,6 +46,14 @@ def _settings_args(args: Any) -> tuple[Any, str | None, dict[str, Any]]:
     return seed, profile, overrides
 
 
+def _parse(line: str) -> Any:
+    """``parse_argstring`` for %repro, with shlex's errors (an unbalanced quote) as UsageError."""
+    try:
+        return parse_argstring(ReproMagics.repro, line)
+    except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
+        raise UsageError(f"{exc} in {line.strip()!r}") from None
+
+
 def _usage(exc: Exception) -> UsageError:
     return UsageError(str(exc).removeprefix("repro: "))
 
@@ -126,7 +134,7 @@ class ReproMagics(Magics):
         words = line.split()
         if words and words[0] in SUBCOMMANDS:
             return self._subcommand(words[0], line.split(None, 1)[1] if len(words) > 1 else "")
-        args = parse_argstring(self.repro, line)
+        args = _parse(line)
         if args.keep:
             raise UsageError("--keep is for the %%repro cell magic")
         seed, profile, overrides = _settings_args(args)
@@ -160,7 +168,10 @@ class ReproMagics(Magics):
             print("\n".join(lines) if lines else ok)
             return None
         # export
-        words = shlex.split(rest)
+        try:
+            words = shlex.split(rest)
+        except ValueError as exc:  # an unbalanced quote
+            raise UsageError(f"{exc} in {rest.strip()!r}") from None
         pairs: list[str] = []
         while words:
             word = words.pop(0)
@@ -188,7 +199,7 @@ class ReproMagics(Magics):
         re-running the cell gives the same output whatever ran before it.
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.repro, line)
+        args = _parse(line)
         seed, profile, overrides = _settings_args(args)
         if seed is None and repro.state().seed is None:
             seed = _session.fresh_seed()
@@ -236,9 +247,7 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
     except Exception as exc:
         etype, value, tb = sys.exc_info()
         # Start at the user's frame: the lines above are repro's, not theirs.
-        stb = shell.InteractiveTB.structured_traceback(
-            etype, value, tb.tb_next or tb, tb_offset=0
-        )
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)
         # Exceptions without a __dict__ keep IPython's own rendering.
         with contextlib.suppress(AttributeError):
             exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]
