@@ -362,6 +362,8 @@ def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = 
     """
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be True or False, got {strict!r}")
+    if not isinstance(quiet, bool):
+        raise TypeError(f"quiet must be True or False, got {quiet!r}")
     seed, profile, overrides = _validate(config)
     recorded = _recorded(config)
     if strict:

@@ -50,6 +50,8 @@ def _parse(line: str) -> Any:
     """``parse_argstring`` for %repro, with shlex's errors (an unbalanced quote) as UsageError."""
     try:
         return parse_argstring(ReproMagics.repro, line)
+    except UsageError as exc:  # argparse quotes words as typed: a quoted newline stays one
+        raise UsageError(" ".join(str(exc).splitlines())) from None
     except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
         raise UsageError(f"{exc} in {line.strip()!r}") from None
 
@@ -204,24 +206,17 @@ class ReproMagics(Magics):
         if seed is None and repro.state().seed is None:
             seed = _session.fresh_seed()
             print(f"repro: no session seed, this cell runs with seed {seed}")
-        try:
-            if args.keep:
-                repro.setup(seed, profile, **overrides)
-                context: Any = _nullcontext()
-            else:
-                context = repro.scope(seed, profile, **overrides)
-        except (ValueError, TypeError) as exc:
-            raise _usage(exc) from None
-        with context:
+        with contextlib.ExitStack() as stack:
+            # scope() checks its arguments when entered: entered here, so a bad one is a
+            # UsageError like any other, before the cell runs.
+            try:
+                if args.keep:
+                    repro.setup(seed, profile, **overrides)
+                else:
+                    stack.enter_context(repro.scope(seed, profile, **overrides))
+            except (ValueError, TypeError) as exc:
+                raise _usage(exc) from None
             _run_cell(self.shell, line, cell)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _run_cell(shell: Any, line: str, cell: str) -> None:

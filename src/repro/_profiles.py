@@ -100,6 +100,11 @@ def register_profile(
         raise ValueError(
             f"a profile name must be a word like 'debug' or 'my-profile', got {name!r}"
         )
+    for argument, text in (("meant_for", meant_for), ("trade", trade)):
+        if not isinstance(text, str):
+            raise TypeError(f"{argument} must be a str, got {type(text).__name__}")
+    if base is not None and not isinstance(base, str):
+        raise TypeError(f"base must be a profile name (str), got {type(base).__name__}")
     start = get_profile(base).settings if base is not None else Settings()
     profile = Profile(name, meant_for, trade, start.with_overrides(**settings))
     _PROFILES[name] = profile
