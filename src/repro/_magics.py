@@ -239,7 +239,9 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
         if last is not None:
             single = ast.Interactive(body=[last])
             exec(shell.compile(single, filename, "single"), shell.user_global_ns, shell.user_ns)
-    except Exception as exc:
+    except (Exception, KeyboardInterrupt) as exc:
+        if hasattr(exc, "_render_traceback_"):
+            raise  # a nested %%repro already cut its traceback to the user's lines
         etype, value, tb = sys.exc_info()
         # Start at the user's frame: the lines above are repro's, not theirs.
         stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)
