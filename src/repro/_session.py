@@ -21,6 +21,7 @@ import wrapt
 
 from repro import frameworks as _frameworks
 from repro._profiles import Profile, Settings, get_profile
+from repro._shown import shown
 from repro.frameworks import Framework
 
 __all__ = [
@@ -110,12 +111,13 @@ def check_seed(seed: Any) -> int:
     """``seed`` as an int if ``0 <= seed < 2**32``, else a ``TypeError``/``ValueError``."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(
-            f"seed must be an integer with 0 <= seed < 2**32, got {type(seed).__name__} {seed!r}"
+            "seed must be an integer with 0 <= seed < 2**32, "
+            f"got {type(seed).__name__} {shown(seed)}"
         )
     value = int(seed)
     if not 0 <= value < SEED_LIMIT:
         raise ValueError(
-            f"seed must be an integer with 0 <= seed < 2**32 (4294967296), got {value}"
+            f"seed must be an integer with 0 <= seed < 2**32 (4294967296), got {shown(value)}"
         )
     return value
 
