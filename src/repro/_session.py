@@ -12,6 +12,7 @@ import contextlib
 import numbers
 import os
 import secrets
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -78,6 +79,10 @@ class Session:
 
 
 _session = Session()
+#: Held while the session changes (seed, use_profile, setup, scope's apply and restore,
+#: a framework seeded at import) and while state() reads it, so that a thread (a panel
+#: callback, a user's thread) sees a change before or after, never half applied.
+lock = threading.RLock()
 _listeners: list[Callable[[], None]] = []
 _watched: set[str] = set()
 
@@ -141,6 +146,11 @@ def _sync(fw: Framework, session: Session) -> None:
 
 
 def _on_import(module: Any) -> None:
+    with lock:
+        _sync_imported(module)
+
+
+def _sync_imported(module: Any) -> None:
     for fw in _frameworks.frameworks():
         if fw.module == module.__name__:
             try:
@@ -248,9 +258,10 @@ def seed(seed: int | None = None) -> int:
     Returns the seed, so that a drawn one can be pinned.
     """
     value = fresh_seed() if seed is None else check_seed(seed)
-    _seed_all(value)
-    _watch()
-    _changed()
+    with lock:
+        _seed_all(value)
+        _watch()
+        _changed()
     return value
 
 
@@ -261,9 +272,10 @@ def use_profile(name: str, **overrides: Any) -> Profile:
     imported later get the same flags at their import. Returns the profile.
     """
     chosen = get_profile(name)
-    _use(chosen, chosen.settings.with_overrides(**overrides), dict(overrides))
-    _watch()
-    _changed()
+    with lock:
+        _use(chosen, chosen.settings.with_overrides(**overrides), dict(overrides))
+        _watch()
+        _changed()
     return chosen
 
 
@@ -274,14 +286,15 @@ def setup(seed: int | None = None, profile: str | None = None, **overrides: Any)
     ``None`` seed or profile leaves that part as it is; overrides without a
     profile adjust the current profile. Returns the session's seed.
     """
-    value, chosen, settings, merged = _resolve(seed, profile, overrides)
-    if chosen is not None and settings is not None:
-        _use(chosen, settings, merged)
-    if value is not None:
-        _seed_all(value)
-    _watch()
-    _changed()
-    return _session.seed
+    with lock:
+        value, chosen, settings, merged = _resolve(seed, profile, overrides)
+        if chosen is not None and settings is not None:
+            _use(chosen, settings, merged)
+        if value is not None:
+            _seed_all(value)
+        _watch()
+        _changed()
+        return _session.seed
 
 
 @contextlib.contextmanager
@@ -294,19 +307,22 @@ def scope(seed: int | None = None, profile: str | None = None, **overrides: Any)
     an exception or ``KeyboardInterrupt``. CUDA generators are saved only if
     CUDA is already initialised: entering a scope never starts a GPU. Yields the seed.
     """
-    value, chosen, settings, merged = _resolve(seed, profile, overrides)
-    if value is None:
-        value = _session.seed if _session.seed is not None else fresh_seed()
-    snapshot = _Snapshot.take()
+    with lock:
+        value, chosen, settings, merged = _resolve(seed, profile, overrides)
+        if value is None:
+            value = _session.seed if _session.seed is not None else fresh_seed()
+        snapshot = _Snapshot.take()
     try:
-        if chosen is not None and settings is not None:
-            _use(chosen, settings, merged)
-        _seed_all(value)
-        _watch()
-        _changed()
+        with lock:
+            if chosen is not None and settings is not None:
+                _use(chosen, settings, merged)
+            _seed_all(value)
+            _watch()
+            _changed()
         yield value
     finally:
-        snapshot.restore()
+        with lock:
+            snapshot.restore()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from repro import frameworks as _frameworks
 from repro._session import current
+from repro._session import lock as _session_lock
 
 __all__ = ["SETTING_LABELS", "Source", "State", "hash_seed", "state"]
 
@@ -228,6 +229,11 @@ def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: b
 
 def state() -> State:
     """Snapshot the kernel now. Never imports a framework and never initialises CUDA."""
+    with _session_lock:  # a change on another thread is seen whole or not at all
+        return _snapshot()
+
+
+def _snapshot() -> State:
     session = current()
     sources: list[Source] = []
     settings: dict[str, Any] = {}
