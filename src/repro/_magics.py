@@ -13,7 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 import repro
-from repro import _session
+from repro import _diagnostics, _session, _verify
 from repro._profiles import ALGORITHMS
 
 __all__ = ["ReproMagics", "load", "unload"]
@@ -98,6 +98,15 @@ class ReproMagics(Magics):
         help="%%%%repro only: keep the seed and settings after the cell instead of restoring them",
     )
     @argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    @argument(
+        "--verify",
+        nargs="?",
+        const=2,
+        type=int,
+        metavar="N",
+        help="%%%%repro only: run the cell N times (default 2) from the same start, compare "
+        "what it creates or changes and shows, and print the verdict",
+    )
     @line_magic
     def repro(self, line: str) -> Any:
         """Seed Python, NumPy and PyTorch and choose a reproducibility profile.
@@ -127,8 +136,8 @@ class ReproMagics(Magics):
         if words and words[0] in SUBCOMMANDS:
             return self._subcommand(words[0], line.split(None, 1)[1] if len(words) > 1 else "")
         args = parse_argstring(self.repro, line)
-        if args.keep:
-            raise UsageError("--keep is for the %%repro cell magic")
+        if args.keep or args.verify is not None:
+            raise UsageError("--keep and --verify are for the %%repro cell magic")
         seed, profile, overrides = _settings_args(args)
         if seed is None and profile is None and not overrides:
             return repro.state()
@@ -193,6 +202,16 @@ class ReproMagics(Magics):
         if seed is None and repro.state().seed is None:
             seed = _session.fresh_seed()
             print(f"repro: no session seed, this cell runs with seed {seed}")
+        if args.verify is not None:
+            try:
+                report = _verify.verify_cell(
+                    self.shell, line, cell, runs=args.verify, seed=seed, profile=profile,
+                    overrides=overrides, keep=args.keep,
+                )  # fmt: skip
+            except _verify.ArgumentError as exc:
+                raise _usage(exc) from None
+            print(report)
+            return
         try:
             if args.keep:
                 repro.setup(seed, profile, **overrides)
@@ -201,7 +220,7 @@ class ReproMagics(Magics):
                 context = repro.scope(seed, profile, **overrides)
         except (ValueError, TypeError) as exc:
             raise _usage(exc) from None
-        with context:
+        with context, _diagnostics.listing_nondeterministic_ops():
             _run_cell(self.shell, line, cell)
 
 
@@ -303,10 +322,12 @@ def _profiles_table() -> _Table:
 def load(shell: Any) -> None:
     """Register the magics on ``shell`` (idempotent)."""
     shell.register_magics(ReproMagics)
+    _diagnostics.register(shell)
 
 
 def unload(shell: Any) -> None:
     """Remove the magics and any panel callbacks from ``shell``."""
+    _diagnostics.unregister(shell)
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("repro", None)
     panel = sys.modules.get("repro._panel")

@@ -28,6 +28,7 @@ __all__ = [
     "SEED_LIMIT",
     "check_seed",
     "current",
+    "record_verdict",
     "scope",
     "seed",
     "setup",
@@ -60,6 +61,8 @@ class Session:
     config: dict[str, Any] | None = None
     #: bumped on every change, so the panel can tell cheaply that nothing changed
     generation: int = 0
+    #: the last verify verdict line (``%%repro --verify``, ``repro.verify``), or None
+    verdict: str | None = None
 
     def copy(self) -> Session:
         """An independent copy (for scope's snapshot)."""
@@ -73,6 +76,7 @@ class Session:
             list(self.notes),
             self.config,
             self.generation,
+            self.verdict,
         )
 
 
@@ -104,6 +108,12 @@ def _changed() -> None:
             callback()
         except Exception as exc:  # a broken listener (a closed panel) must not break seeding
             warnings.warn(f"repro: a state listener failed: {exc!r}", RuntimeWarning, stacklevel=3)
+
+
+def record_verdict(line: str) -> None:
+    """Remember the last verify verdict (the state and the panel show it)."""
+    _session.verdict = line
+    _changed()
 
 
 def check_seed(seed: Any) -> int:

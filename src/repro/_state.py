@@ -87,6 +87,8 @@ class State:
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     hash_seed: int | None = None
     warnings: tuple[str, ...] = ()
+    #: the last verify verdict line, or None if nothing was verified in this session
+    verdict: str | None = None
 
     @property
     def hash_fixed(self) -> bool:
@@ -161,6 +163,8 @@ class State:
         lines.append("settings:")
         for label, value in self._setting_rows():
             lines.append(f"  {label:<27} {value}")
+        if self.verdict:
+            lines.append(f"last verify: {self.verdict}")
         if self.warnings:
             lines.append("warnings:")
             lines.extend(f"  ! {w}" for w in self.warnings)
@@ -254,4 +258,5 @@ def state() -> State:
         environ=MappingProxyType(environ),
         hash_seed=seed_fixed,
         warnings=tuple(warnings),
+        verdict=session.verdict,
     )
