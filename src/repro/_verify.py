@@ -27,8 +27,8 @@ from repro._fingerprint import Leaf, describe, fingerprint, leaves, strip_addres
 __all__ = [
     "DISPLAYED",
     "PRINTED",
-    "Difference",
     "ArgumentError",
+    "Difference",
     "VerifyReport",
     "compare",
     "verify",
@@ -82,7 +82,8 @@ class Difference:
         elif self.what == "bits":
             text = f"{where}: {self.first}: equal values, different bits (signed zeros or NaNs)"
         elif self.what == "missing":
-            text = f"{where}: {self.first or 'absent'} in run 1, {self.second or 'absent'} in run {self.run}"
+            first, second = self.first or "absent", self.second or "absent"
+            text = f"{where}: {first} in run 1, {second} in run {self.run}"
         elif self.what == "error":
             text = f"{where}: {self.first} in run 1, {self.second} in run {self.run}"
         else:
@@ -110,7 +111,7 @@ class Difference:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """The verdict of running the same code several times: ``bool(report)`` is True if it repeats."""
+    """The verdict on running the same code several times; ``bool(report)``: it repeated."""
 
     runs: int
     seed: int | None
@@ -286,10 +287,8 @@ def _as_numpy(value: Any) -> Any:
 def _array_difference(name: str, run: int, where: str, desc: str, a: Any, b: Any) -> Difference:
     import numpy as np
 
-    if a.dtype.kind in "fc":
-        equal = (a == b) | (np.isnan(a) & np.isnan(b))
-    else:
-        equal = a == b
+    # NaN where both runs have NaN counts as equal: the fingerprints already said "bits differ".
+    equal = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind in "fc" else a == b
     unequal = ~np.asarray(equal)
     count = int(unequal.sum())
     if count == 0:
@@ -578,8 +577,9 @@ def _verify_cell(
     keep: bool,
 ) -> VerifyReport:
     __tracebackhide__ = True
-    import repro
     from IPython.utils.capture import capture_output
+
+    import repro
 
     compiled = _compile_cell(shell, line, cell)
     ns = shell.user_ns
