@@ -48,9 +48,12 @@ ENVIRONMENT_VARIABLES = (
 )
 
 
+
 #: Bounds the one subprocess (``git status`` for dirtiness): a huge or hung repository
 #: costs at most this, and dirtiness is then reported as unknown.
 GIT_TIMEOUT_S = 10.0
+
+
 
 
 # --- capture ----------------------------------------------------------------------
@@ -421,3 +424,4 @@ def format_environment(env: dict[str, Any]) -> str:
         rows.append(("git", "not in a repository"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+

@@ -255,7 +255,9 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
     except Exception as exc:
         etype, value, tb = sys.exc_info()
         # Start at the user's frame: the lines above are repro's, not theirs.
-        stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)
+        stb = shell.InteractiveTB.structured_traceback(
+            etype, value, tb.tb_next or tb, tb_offset=0
+        )
         # Exceptions without a __dict__ keep IPython's own rendering.
         with contextlib.suppress(AttributeError):
             exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]
