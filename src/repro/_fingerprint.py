@@ -176,6 +176,7 @@ def _hash_ndarray(hasher: Any, array: Any) -> None:
     for start in range(0, flat.shape[0], rows):
         chunk = np.ascontiguousarray(flat[start : start + rows])
         hasher.update(memoryview(chunk.reshape(-1).view("u1")))
+        del chunk  # one chunk alive at a time
 
 
 def _rows_per_chunk(shape: tuple[int, ...], itemsize: int) -> int:
@@ -204,6 +205,7 @@ def _hash_tensor(hasher: Any, tensor: Any, torch: Any) -> None:
         for start in range(0, t.shape[0], rows):
             chunk = t[start : start + rows].contiguous()
             hasher.update(memoryview(chunk.reshape(-1).view(torch.uint8).numpy()))
+            del chunk  # one chunk alive at a time
         return
     _hash_device_tensor(hasher, t, torch)
 

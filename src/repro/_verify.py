@@ -467,6 +467,8 @@ def _compile_cell(shell: Any, line: str, cell: str) -> _CompiledCell:
             (loads if isinstance(node.ctx, ast.Load) else stores)[node.id] = None
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             stores[node.name] = None
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            loads[node.target.id] = None  # ``x += 1`` reads x, and may change it in place
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     body = shell.compile(tree, filename, "exec")
     last_code = None
