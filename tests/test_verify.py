@@ -162,7 +162,7 @@ def test_a_cell_that_raises_shows_its_error_once(shell, capsys) -> None:
 def test_bad_arguments_are_usage_errors(shell) -> None:
     with pytest.raises(UsageError, match="runs must be an integer >= 2"):
         shell.run_cell_magic("repro", "1 --verify 1", "never_bound = 1")
-    with pytest.raises(UsageError, match="for the %%repro cell magic"):
+    with pytest.raises(UsageError, match="--verify is for the %%repro cell magic"):
         shell.run_line_magic("repro", "1 --verify")
     with pytest.raises(UsageError, match="nonsense"):
         shell.run_cell_magic("repro", "1 -p nonsense --verify", "never_bound = 1")

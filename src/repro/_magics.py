@@ -136,8 +136,10 @@ class ReproMagics(Magics):
         if words and words[0] in SUBCOMMANDS:
             return self._subcommand(words[0], line.split(None, 1)[1] if len(words) > 1 else "")
         args = parse_argstring(self.repro, line)
-        if args.keep or args.verify is not None:
-            raise UsageError("--keep and --verify are for the %%repro cell magic")
+        if args.keep:
+            raise UsageError("--keep is for the %%repro cell magic")
+        if args.verify is not None:
+            raise UsageError("--verify is for the %%repro cell magic")
         seed, profile, overrides = _settings_args(args)
         if seed is None and profile is None and not overrides:
             return repro.state()
