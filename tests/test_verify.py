@@ -219,3 +219,23 @@ def test_compare_describes_the_first_difference() -> None:
     assert compare("a", np.array([0.0]), np.array([-0.0])).what == "bits"
     inner = compare("m", {"w": torch.ones(2), "b": 1}, {"w": torch.tensor([1.0, 0.0]), "b": 2})
     assert (inner.where, inner.leaves) == ("['w']", 2)
+
+
+def test_displayed_outputs_are_compared_and_shown_once(shell, capsys) -> None:
+    run(shell, "import numpy as np\nfrom IPython.display import display")
+    run(shell, "%%repro 1 --verify\ndisplay(np.random.default_rng().random(2))\nlabel = 'x'")
+    out = capsys.readouterr().out
+    assert verdict(out) == "NOT reproducible: 1 of 2 outputs differs: display() outputs"
+    assert out.count("array([") == 1 + 2  # shown once, then in the difference line
+    run(shell, "%%repro 1 --verify\ndisplay(np.random.rand(2))")
+    out = capsys.readouterr().out
+    assert verdict(out) == "reproducible: 1 output identical over 2 runs"
+    assert out.count("array([") == 1
+
+
+def test_a_value_that_cannot_be_read_is_said(shell, capsys) -> None:
+    run(shell, "import torch\nghost = torch.empty(3, device='meta')")
+    run(shell, "%%repro 1 --verify\nshape = ghost.shape\nghost.add_(1)\nsize = 3")
+    out = capsys.readouterr().out
+    assert verdict(out).startswith("cannot verify: ghost: ")
+    assert shell.user_ns["size"] == 3  # the cell still ran, once

@@ -22,7 +22,15 @@ from typing import Any
 
 import xxhash
 
-__all__ = ["CHUNK_BYTES", "Leaf", "describe", "fingerprint", "leaves", "strip_addresses"]
+__all__ = [
+    "CHUNK_BYTES",
+    "FingerprintError",
+    "Leaf",
+    "describe",
+    "fingerprint",
+    "leaves",
+    "strip_addresses",
+]
 
 #: The largest slice of an array copied at once (a non-contiguous array, a CUDA tensor).
 CHUNK_BYTES = 64 * 2**20
@@ -138,8 +146,18 @@ def fingerprint(value: Any) -> str:
     hasher = xxhash.xxh3_128()
     for leaf in leaves(value):
         hasher.update(leaf.path.encode("utf-8", "surrogatepass"))
-        hash_leaf(hasher, leaf.value)
+        try:
+            hash_leaf(hasher, leaf.value)
+        except Exception as exc:  # a meta tensor, an exotic layout: say so, never guess
+            where = leaf.path or "the value"
+            raise FingerprintError(
+                f"{where} ({type(leaf.value).__name__}) cannot be read: {exc}"
+            ) from exc
     return hasher.hexdigest()
+
+
+class FingerprintError(TypeError):
+    """A leaf whose bytes cannot be read (so no fingerprint can stand for it)."""
 
 
 def hash_leaf(hasher: Any, value: Any) -> None:

@@ -22,10 +22,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from repro._fingerprint import Leaf, describe, fingerprint, leaves, strip_addresses
+from repro._fingerprint import (
+    FingerprintError,
+    Leaf,
+    describe,
+    fingerprint,
+    leaves,
+    strip_addresses,
+)
 
 __all__ = [
     "DISPLAYED",
+    "DISPLAYS",
     "PRINTED",
     "ArgumentError",
     "Difference",
@@ -40,6 +48,8 @@ DISPLAYED = "displayed result"
 PRINTED = "printed output"
 #: The output name of an exception a run raised instead of finishing.
 RAISED = "raised"
+#: The output name of what the cell showed with ``display()`` (rich outputs).
+DISPLAYS = "display() outputs"
 
 #: Values shared, not copied, between runs: they hold code, not results.
 _SHARED = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
@@ -487,10 +497,11 @@ class _Tee(io.TextIOBase):
     """Write to the real stream and remember the text (the real run's printed output)."""
 
     def __init__(self, stream: Any) -> None:
-        self.stream, self.parts = stream, []
+        self.stream, self.parts, self.paused = stream, [], False
 
     def write(self, text: str) -> int:
-        self.parts.append(text)
+        if not self.paused:
+            self.parts.append(text)
         return self.stream.write(text)
 
     def flush(self) -> None:
@@ -512,20 +523,73 @@ def _run_once(compiled: _CompiledCell, ns: dict[str, Any]) -> Any:
     return None if compiled.last is None else eval(compiled.last, ns)
 
 
+def _named_fingerprint(name: str, value: Any) -> str:
+    try:
+        return fingerprint(value)
+    except FingerprintError as exc:
+        raise FingerprintError(f"{name}: {exc}") from None
+
+
 def _cell_outputs(
     compiled: _CompiledCell,
     ns: dict[str, Any],
     before: dict[str, str],
     shown: Any,
     printed: str,
+    displays: list[dict[str, Any]],
 ) -> dict[str, Any]:
     outputs = {n: ns[n] for n in compiled.stores if n in ns and _is_result(ns[n])}
-    outputs.update({n: ns[n] for n in before if n in ns and fingerprint(ns[n]) != before[n]})
+    outputs.update(
+        {n: ns[n] for n in before if n in ns and _named_fingerprint(n, ns[n]) != before[n]}
+    )
+    for name, value in outputs.items():
+        _named_fingerprint(name, value)  # readable, or the cell cannot be verified
     if shown is not None:
         outputs[DISPLAYED] = shown
     if printed:
         outputs[PRINTED] = strip_addresses(printed)
+    if displays:
+        outputs[DISPLAYS] = [_normalized_bundle(data) for data in displays]
     return outputs
+
+
+def _normalized_bundle(data: dict[str, Any]) -> dict[str, Any]:
+    """A display's mime bundle without what differs between identical runs."""
+    bundle = {}
+    for mime, value in data.items():
+        if mime == "application/vnd.jupyter.widget-view+json" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "model_id"}
+        elif isinstance(value, str):
+            value = strip_addresses(value)
+        bundle[mime] = value
+    return bundle
+
+
+@contextlib.contextmanager
+def _recording_displays(shell: Any, tee: _Tee) -> Iterator[list[dict[str, Any]]]:
+    """Record what ``display()`` publishes while still showing it (the ordinary run); a
+    terminal's publisher prints it, which ``tee`` must not count as printed output."""
+    publisher = shell.display_pub
+    original = publisher.publish
+    patched_before = "publish" in vars(publisher)
+    shown: list[dict[str, Any]] = []
+
+    def publish(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        shown.append(data)
+        tee.paused = True
+        try:
+            return original(data, *args, **kwargs)
+        finally:
+            tee.paused = False
+
+    publisher.publish = publish
+    try:
+        yield shown
+    finally:
+        if patched_before:
+            publisher.publish = original
+        else:
+            del publisher.publish  # the class's method again
 
 
 def verify_cell(
@@ -591,31 +655,32 @@ def _verify_cell(
         for n in compiled.loads
         if isinstance(ns.get(n), types.FunctionType) and ns[n].__module__ == "__main__"
     ]
-    before = {n: fingerprint(v) for n, v in inputs.items()}
     notes = []
     reference: dict[str, Any] | None = None
     differences: list[Difference] = []
     unverifiable = None
-    for run in range(1, runs):
-        try:
+    try:
+        before = {n: _named_fingerprint(n, v) for n, v in inputs.items()}
+        for run in range(1, runs):
             scratch = {**ns, **_copy_all(inputs)}
-        except _Uncopyable as exc:
-            unverifiable = str(exc)
-            break
-        with capture_output(display=True) as captured, repro.scope(seed, profile, **overrides):
-            raised = None
-            try:
-                shown = _run_once(compiled, scratch)
-            except Exception as exc:
-                shown, raised = None, _Raised(f"{type(exc).__name__}: {strip_addresses(str(exc))}")
-        outputs = _cell_outputs(compiled, scratch, before, shown, captured.stdout)
-        if raised is not None:
-            outputs[RAISED] = raised
-        del scratch
-        if reference is None:
-            reference = outputs
-        else:
-            differences += _compare_runs(reference, outputs, run)
+            with capture_output(display=True) as captured, repro.scope(seed, profile, **overrides):
+                raised = None
+                try:
+                    shown = _run_once(compiled, scratch)
+                except Exception as exc:
+                    text = f"{type(exc).__name__}: {strip_addresses(str(exc))}"
+                    shown, raised = None, _Raised(text)
+            displays = [output.data for output in captured.outputs]
+            outputs = _cell_outputs(compiled, scratch, before, shown, captured.stdout, displays)
+            if raised is not None:
+                outputs[RAISED] = raised
+            del scratch
+            if reference is None:
+                reference = outputs
+            else:
+                differences += _compare_runs(reference, outputs, run)
+    except (_Uncopyable, FingerprintError) as exc:
+        unverifiable, reference = str(exc), None
     # The ordinary run, last: the namespace, RNG states and display are as after one run.
     if keep:
         repro.setup(seed, profile, **overrides)
@@ -623,7 +688,7 @@ def _verify_cell(
     else:
         context = repro.scope(seed, profile, **overrides)
     with context:
-        with _tee_stdout() as tee:
+        with _tee_stdout() as tee, _recording_displays(shell, tee) as displays:
             try:
                 shown = _run_once(compiled, ns)
             except Exception as exc:
@@ -637,8 +702,11 @@ def _verify_cell(
             sys.displayhook(shown)
     if reference is None:
         return VerifyReport(runs, seed, (), unverifiable=unverifiable or "no run to compare")
-    outputs = _cell_outputs(compiled, ns, before, shown, "".join(tee.parts))
-    differences += _compare_runs(reference, outputs, runs)
+    try:
+        outputs = _cell_outputs(compiled, ns, before, shown, "".join(tee.parts), displays)
+        differences += _compare_runs(reference, outputs, runs)
+    except FingerprintError as exc:
+        return VerifyReport(runs, seed, (), unverifiable=str(exc))
     if functions:
         notes.append(
             "functions are shared between runs: globals they change are not restored "
