@@ -136,3 +136,19 @@ def test_fingerprinting_imports_neither_numpy_nor_torch() -> None:
         """
     )
     assert out.strip() == "[]"
+
+
+class Scaler:
+    """A callable object with state, like a transform: walked through its attributes."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def __call__(self, x: float) -> float:
+        return x * self.factor
+
+
+def test_objects_are_walked_through_their_attributes() -> None:
+    assert fingerprint(Scaler(2.0)) == fingerprint(Scaler(2.0))
+    assert fingerprint(Scaler(2.0)) != fingerprint(Scaler(3.0))
+    assert fingerprint(print) == fingerprint(print)

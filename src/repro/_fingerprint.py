@@ -16,6 +16,7 @@ import math
 import re
 import struct
 import sys
+import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,15 @@ CHUNK_BYTES = 64 * 2**20
 ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
+
+#: Objects that hold code, not data: known by their repr, never walked.
+_CODE = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    type,
+)
 
 
 def strip_addresses(text: str) -> str:
@@ -123,7 +133,7 @@ def _walk(value: Any, path: str, seen: set[int]) -> Iterator[Leaf]:
         yield from _walk(value.getstate(), path, seen)
     elif hasattr(value, "__array__") and _module(value) in ("pandas", "xarray"):
         yield Leaf(path, value.__array__())
-    elif hasattr(value, "__dict__") and not callable(value):
+    elif hasattr(value, "__dict__") and not isinstance(value, _CODE):
         yield Leaf(f"{path}#type", type(value).__qualname__)
         yield from _walk(vars(value), path, seen)
     else:
