@@ -147,3 +147,17 @@ def test_real_cuda_errors_are_explained() -> None:
     with repro.scope(1, "debug"), pytest.raises(RuntimeError) as caught:
         torch.ones(10, device="cuda").histc()  # listed by torch as raising on CUDA
     assert explain(caught.value) is not None
+
+
+def test_a_verified_cell_lists_the_ordinary_runs_ops_once(shell, capsys) -> None:
+    shell.run_cell("import torch")
+    capsys.readouterr()
+    cell = (
+        "%%repro 1 -p final --verify 3\n"
+        "z = torch.zeros(5).put_(torch.tensor([1]), torch.tensor([1.0]))"
+    )
+    assert shell.run_cell(cell).success
+    out = capsys.readouterr().out
+    assert out.count("repro: 1 nondeterministic operation ran in this cell") == 1
+    assert "  put_\n" in out  # once: the extra runs' warnings are not counted
+    assert "reproducible: 1 output identical over 3 runs" in out

@@ -279,6 +279,9 @@ def run_notebook(
         raise VerifyError(f"no kernel named {exc.args[0] if exc.args else kernel!r}") from None
     except TimeoutError as exc:
         raise VerifyError(f"a cell ran longer than --timeout {timeout:g} s: {exc}") from None
+    except (nbclient.exceptions.DeadKernelError, RuntimeError) as exc:
+        # The kernel died, or never answered: nothing can be decided about the notebook.
+        raise VerifyError(f"the kernel {kernel!r} failed: {exc}") from None
     return run
 
 
@@ -456,6 +459,9 @@ def compare_runs(notebook: str, first: Run, second: Run, runs: int) -> NotebookR
     report = NotebookReport(notebook, runs, cells=len(first.cells))
     ignored = first.ignored + second.ignored
     report.ignored = dict(ignored)
+    if [c.position for c in first.cells] != [c.position for c in second.cells]:
+        report.error = "the runs' code cells are at different positions: not the same notebook"
+        return report
     by_position = {c.position: c for c in second.cells}
     previous_a: CellRecord | None = None
     previous_b: CellRecord | None = None
@@ -595,7 +601,8 @@ def verify_notebook(
         report = compare_runs(name, recorded, done[0], 1)
         report.against = Path(against).name if against is not None else None
         report.environment = compare_environments(recorded.environment, done[0].environment)
-        if recorded.hash_seed != done[0].hash_seed:
+        hashing_shown = any(line.startswith("hashing.") for line in report.environment)
+        if recorded.hash_seed != done[0].hash_seed and not hashing_shown:
             report.environment.append(
                 f"PYTHONHASHSEED: {recorded.hash_seed} recorded, {done[0].hash_seed} here"
             )

@@ -616,7 +616,6 @@ def verify_cell(
     say "cannot verify" and the cell runs once, normally.
     """
     __tracebackhide__ = True
-    from repro._diagnostics import listing_nondeterministic_ops
     from repro._session import _resolve, record_verdict
 
     overrides = overrides or {}
@@ -626,8 +625,7 @@ def verify_cell(
         _resolve(seed, profile, overrides)  # checks the profile and flags, changes nothing
     except (TypeError, ValueError) as exc:
         raise ArgumentError(str(exc)) from None
-    with listing_nondeterministic_ops():
-        report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep)
+    report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep)
     record_verdict(report.verdict)
     return report
 
@@ -646,6 +644,7 @@ def _verify_cell(
     from IPython.utils.capture import capture_output
 
     import repro
+    from repro._diagnostics import listing_nondeterministic_ops, nondeterministic_ops
 
     compiled = _compile_cell(shell, line, cell)
     ns = shell.user_ns
@@ -663,7 +662,12 @@ def _verify_cell(
         before = {n: _named_fingerprint(n, v) for n, v in inputs.items()}
         for run in range(1, runs):
             scratch = {**ns, **_copy_all(inputs)}
-            with capture_output(display=True) as captured, repro.scope(seed, profile, **overrides):
+            # Warn-only ops are listed once, for the ordinary run: the extra runs' are dropped.
+            with (
+                capture_output(display=True) as captured,
+                nondeterministic_ops(),
+                repro.scope(seed, profile, **overrides),
+            ):
                 raised = None
                 try:
                     shown = _run_once(compiled, scratch)
@@ -687,7 +691,7 @@ def _verify_cell(
         context: Any = contextlib.nullcontext()
     else:
         context = repro.scope(seed, profile, **overrides)
-    with context:
+    with context, listing_nondeterministic_ops():
         with _tee_stdout() as tee, _recording_displays(shell, tee) as displays:
             try:
                 shown = _run_once(compiled, ns)
