@@ -3,6 +3,8 @@
 ``repro info [--json] [--import]``: the environment, as text or JSON.
 ``repro kernel install [--name N] [--display-name D] [--hash-seed N] [--user | --sys-prefix |
 --prefix P]``: a Jupyter kernel for this interpreter whose ``str`` hashing is fixed.
+``repro verify NOTEBOOK [--runs N] [--save F | --against F] ...``: run a notebook in fresh
+kernels and name the first cell whose results differ (exit 0 / 1 / 2).
 """
 
 from __future__ import annotations
