@@ -7,8 +7,10 @@ verification here is one call of the command, its result shared by the tests tha
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from repro._notebook_verify import compare_environments, verify_notebook
+from repro._notebook_verify import compare_environments, normalize_outputs, verify_notebook
 from repro.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("verify-notebook")]
@@ -186,3 +188,39 @@ def test_environment_differences() -> None:
     assert compare_environments(recorded, here) == [
         "blas[numpy/openblas].threads: 8 recorded, 2 here"
     ]
+
+
+def test_outputs_ignore_what_varies_between_identical_runs() -> None:
+    import repro
+
+    repro.seed(1)
+    exported = repro.config_cell()  # the real export, with its timestamp
+    later = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "2031-01-02T03:04:05Z", exported)
+    assert later != exported
+
+    def outputs(text: str, model_id: str, count: int) -> list[dict[str, Any]]:
+        widget = {"model_id": model_id, "version_major": 2}
+        return [
+            {"output_type": "stream", "name": "stdout", "text": text},
+            {
+                "output_type": "execute_result",
+                "execution_count": count,
+                "data": {
+                    "text/plain": f"<Net object at 0x{count:x}f3a>",
+                    "application/vnd.jupyter.widget-view+json": widget,
+                },
+            },
+        ]
+
+    first, second = Counter(), Counter()
+    a = normalize_outputs(outputs(exported, "a1", 3), first)
+    b = normalize_outputs(outputs(later, "b2", 9), second)
+    assert a == b
+    assert first == {
+        "repro export timestamps": 2,
+        "execution counts": 1,
+        "object addresses (at 0x...)": 1,
+        "widget model ids": 1,
+    }
+    changed = normalize_outputs(outputs(exported.replace("seed", "SEED"), "a1", 3), Counter())
+    assert changed != a

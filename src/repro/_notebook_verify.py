@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro._fingerprint import describe, fingerprint
+from repro._fingerprint import ADDRESS, describe, fingerprint
 
 __all__ = [
     "IGNORED",
@@ -43,7 +43,7 @@ __all__ = [
 #: What output fingerprints ignore, as it varies between identical runs:
 #: (label, pattern, replacement).
 IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("object addresses (at 0x...)", re.compile(r"\bat 0x[0-9a-fA-F]+"), "at 0x…"),
+    ("object addresses (at 0x...)", ADDRESS, "at 0x…"),
     (
         "repro export timestamps",
         re.compile(r"(# exported |['\"]captured['\"]: ['\"])\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"),
@@ -299,14 +299,11 @@ class Item:
     detail: str = ""
 
     def __str__(self) -> str:
-        if self.kind == "variable" and self.detail:
-            return f"{self.name}: {self.detail}"
-        label = {"variable": "", "outputs": "outputs: ", "rng": "RNG "}[self.kind]
-        return (
-            f"{label}{self.name}: {self.first} → {self.second}"
-            if self.kind != "outputs"
-            else (f"outputs: {self.first!r} → {self.second!r}")
-        )
+        if self.kind == "outputs":
+            return f"outputs: {self.first!r} → {self.second!r}"
+        if self.kind == "rng":
+            return f"RNG {self.name}: state {self.first} → {self.second}"
+        return f"{self.name}: {self.detail or f'{self.first} → {self.second}'}"
 
 
 @dataclass
