@@ -239,3 +239,14 @@ def test_a_value_that_cannot_be_read_is_said(shell, capsys) -> None:
     out = capsys.readouterr().out
     assert verdict(out).startswith("cannot verify: ghost: ")
     assert shell.user_ns["size"] == 3  # the cell still ran, once
+
+
+def test_a_cell_that_raises_only_in_the_ordinary_run_is_flagged(shell, capsys) -> None:
+    # A function is shared between the runs (a documented limit): its hidden counter makes
+    # the second execution raise, as a flaky cell would.
+    run(shell, "calls = {'n': 0}\ndef flaky():\n    calls['n'] += 1\n    assert calls['n'] < 2")
+    result = run(shell, "%%repro 1 --verify\nflaky()")
+    captured = capsys.readouterr()
+    assert isinstance(result.error_in_exec, AssertionError)
+    assert "NOT reproducible: run 2 raised AssertionError, run 1 did not" in captured.err
+    assert repro.state().verdict.startswith("NOT reproducible: run 2 raised")

@@ -355,6 +355,7 @@ class _Snapshot:
                 errors.append(exc)
         _restore_env(self.env)
         outer.generation = _session.generation
+        outer.verdict = _session.verdict  # a verdict is history, not a setting to roll back
         _session.__dict__.update(outer.__dict__)
         _changed()
         if errors:

@@ -645,6 +645,7 @@ def _verify_cell(
 
     import repro
     from repro._diagnostics import listing_nondeterministic_ops, nondeterministic_ops
+    from repro._session import record_verdict
 
     compiled = _compile_cell(shell, line, cell)
     ns = shell.user_ns
@@ -697,9 +698,12 @@ def _verify_cell(
                 shown = _run_once(compiled, ns)
             except Exception as exc:
                 if reference is not None and RAISED not in reference:
-                    _add_note(
-                        exc, f"repro --verify: NOT reproducible: run {runs} raised, run 1 did not"
+                    # The verdict cannot be returned past the error: say it above the traceback.
+                    line = (
+                        f"NOT reproducible: run {runs} raised {type(exc).__name__}, run 1 did not"
                     )
+                    record_verdict(line)
+                    print(line, file=sys.stderr)
                 _render_from_user_frame(shell, exc)
                 raise
         if shown is not None:
@@ -718,11 +722,6 @@ def _verify_cell(
         )
     names = tuple(dict.fromkeys([*reference, *outputs]))
     return VerifyReport(runs, seed, names, tuple(differences), notes=tuple(notes))
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if hasattr(exc, "add_note"):
-        exc.add_note(note)
 
 
 def _render_from_user_frame(shell: Any, exc: BaseException) -> None:
