@@ -239,7 +239,9 @@ def _hash_tensor(hasher: Any, tensor: Any, torch: Any) -> None:
 
 
 def _hash_device_tensor(hasher: Any, t: Any, torch: Any) -> None:
-    """A GPU tensor through one pinned host buffer of at most CHUNK_BYTES, chunk by chunk."""
+    """A GPU tensor through two pinned host buffers of at most CHUNK_BYTES each: the copy of
+    one chunk (on a side stream) overlaps the hashing of the one before, and no full host
+    copy is ever made. A CPU tensor takes the same path with plain copies (tests use that)."""
     if t.is_contiguous():
         flat = t.reshape(-1).view(torch.uint8)
         pieces: Iterator[Any] = (
@@ -251,14 +253,39 @@ def _hash_device_tensor(hasher: Any, t: Any, torch: Any) -> None:
             t[start : start + rows].contiguous().reshape(-1).view(torch.uint8)
             for start in range(0, t.shape[0], rows)
         )
-    host = None
-    for piece in pieces:
+    cuda = t.device.type == "cuda"
+    stream = torch.cuda.Stream(t.device) if cuda else None
+    buffers: list[Any] = [None, None]
+    pending = None  # (host view, event, piece kept alive until its copy is done)
+    for index, piece in enumerate(pieces):
         size = piece.numel()
-        if host is None or host.numel() < size:
-            host = torch.empty(size, dtype=torch.uint8, pin_memory=torch.cuda.is_available())
-        target = host[:size]
-        target.copy_(piece)
-        hasher.update(memoryview(target.numpy()))
+        slot = index % 2
+        if buffers[slot] is None or buffers[slot].numel() < size:
+            buffers[slot] = torch.empty(size, dtype=torch.uint8, pin_memory=cuda)
+        host = buffers[slot][:size]
+        event = None
+        if cuda:
+            # The piece may have just been made on the current stream (.contiguous()).
+            stream.wait_stream(torch.cuda.current_stream(t.device))
+            with torch.cuda.stream(stream):
+                host.copy_(piece, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record(stream)
+        else:
+            host.copy_(piece)
+        if pending is not None:
+            _hash_host(hasher, *pending)
+        # This slot is written again two chunks later, after its bytes were hashed above.
+        pending = (host, event, piece)
+    if pending is not None:
+        _hash_host(hasher, *pending)
+
+
+def _hash_host(hasher: Any, host: Any, event: Any, piece: Any) -> None:
+    if event is not None:
+        event.synchronize()
+    hasher.update(memoryview(host.numpy()))
+    del piece  # the device chunk could be freed only once its copy had finished
 
 
 def describe(value: Any) -> str:
