@@ -152,3 +152,21 @@ def test_objects_are_walked_through_their_attributes() -> None:
     assert fingerprint(Scaler(2.0)) == fingerprint(Scaler(2.0))
     assert fingerprint(Scaler(2.0)) != fingerprint(Scaler(3.0))
     assert fingerprint(print) == fingerprint(print)
+
+
+def test_a_librarys_object_is_walked_one_level_the_same_in_every_process() -> None:
+    # A matplotlib line holds its figure's whole graph, with caches keyed by id(): two
+    # processes drawing the same line must still agree (and quickly).
+    code = """
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+        from repro._fingerprint import fingerprint
+        fig, ax = plt.subplots()
+        (line,) = ax.plot(np.arange(10.0) * {k})
+        print(fingerprint([fig, ax, line]))
+        """
+    first, second = run_python(code.format(k=1)), run_python(code.format(k=1))
+    assert first == second
+    assert run_python(code.format(k=2)) != first  # the line's own data is compared

@@ -12,6 +12,7 @@ of its type, so fingerprinting a notebook's variables imports nothing new.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import struct
@@ -38,6 +39,12 @@ CHUNK_BYTES = 64 * 2**20
 
 #: ``<object at 0x7f...>``: an address that changes from run to run.
 ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
+
+#: Your own objects (classes from ``__main__``, dataclasses) are walked through their
+#: attributes this many levels deep; a library's objects one level (a fitted estimator's
+#: ``coef_``, a line's data), then they are known by type only: their inner graphs hold
+#: caches keyed by ``id()`` and ~100,000 leaves (a matplotlib figure).
+MAX_OBJECT_DEPTH = 3
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray)
 
@@ -84,16 +91,16 @@ def leaves(value: Any, path: str = "") -> Iterator[Leaf]:
     buffers), optimizers (``state_dict()``), random generators (their state) and
     plain objects (their ``__dict__``) are walked; everything else is a leaf.
     """
-    yield from _walk(value, path, set())
+    yield from _walk(value, path, frozenset(), 0)
 
 
-def _walk(value: Any, path: str, seen: set[int]) -> Iterator[Leaf]:
+def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[Leaf]:
     if isinstance(value, _SCALARS):
         yield Leaf(path, value)
         return
     if _is_ndarray(value):
-        if value.dtype.hasobject:
-            yield from _walk(value.tolist(), path, seen)
+        if value.dtype.hasobject:  # pointers, not values: walk the objects
+            yield from _walk(value.tolist(), path, seen, depth)
         else:
             yield Leaf(path, value)
         return
@@ -107,11 +114,11 @@ def _walk(value: Any, path: str, seen: set[int]) -> Iterator[Leaf]:
     seen = seen | {id(value)}
     if isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _walk(item, f"{path}[{key!r}]", seen)
+            yield from _walk(item, f"{path}[{strip_addresses(repr(key))}]", seen, depth)
     elif isinstance(value, list | tuple):
         yield Leaf(f"{path}#len", len(value))
         for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]", seen)
+            yield from _walk(item, f"{path}[{index}]", seen, depth)
     elif isinstance(value, set | frozenset):
         # Order-free: a set's iteration order is the hash seed's, not the value's.
         yield Leaf(path, sorted(fingerprint(item) for item in value))
@@ -124,18 +131,25 @@ def _walk(value: Any, path: str, seen: set[int]) -> Iterator[Leaf]:
         for name, buffer in value.named_buffers():
             yield Leaf(f"{path}.{name}", buffer)
     elif torch is not None and isinstance(value, torch.optim.Optimizer):
-        yield from _walk(value.state_dict(), path, seen)
+        yield from _walk(value.state_dict(), path, seen, depth)
     elif torch is not None and isinstance(value, torch.Generator):
         yield Leaf(path, value.get_state())
     elif _module(value) == "numpy" and hasattr(value, "bit_generator"):
-        yield from _walk(value.bit_generator.state, path, seen)
+        yield from _walk(value.bit_generator.state, path, seen, depth)
     elif _module(value) == "random" and hasattr(value, "getstate"):
-        yield from _walk(value.getstate(), path, seen)
+        yield from _walk(value.getstate(), path, seen, depth)
     elif hasattr(value, "__array__") and _module(value) in ("pandas", "xarray"):
-        yield Leaf(path, value.__array__())
+        yield Leaf(f"{path}#type", type(value).__qualname__)
+        if hasattr(value, "columns"):
+            yield from _walk([str(c) for c in value.columns], f"{path}.columns", seen, depth)
+        yield from _walk(value.__array__(), path, seen, depth)
     elif hasattr(value, "__dict__") and not isinstance(value, _CODE):
         yield Leaf(f"{path}#type", type(value).__qualname__)
-        yield from _walk(vars(value), path, seen)
+        own = _module(value) == "__main__" or dataclasses.is_dataclass(value)
+        if depth >= (MAX_OBJECT_DEPTH if own else 1):
+            return
+        for name, item in vars(value).items():
+            yield from _walk(item, f"{path}.{name}", seen, depth + 1)
     else:
         yield Leaf(path, _Opaque(strip_addresses(repr(value))))
 
