@@ -105,7 +105,8 @@ class ReproMagics(Magics):
         type=int,
         metavar="N",
         help="%%%%repro only: run the cell N times (default 2) from the same start, compare "
-        "what it creates or changes and shows, and print the verdict",
+        "what it creates or changes and shows, and print the verdict (put SEED first: "
+        "%%%%repro 42 --verify)",
     )
     @line_magic
     def repro(self, line: str) -> Any:
@@ -207,9 +208,15 @@ class ReproMagics(Magics):
         if args.verify is not None:
             try:
                 report = _verify.verify_cell(
-                    self.shell, line, cell, runs=args.verify, seed=seed, profile=profile,
-                    overrides=overrides, keep=args.keep,
-                )  # fmt: skip
+                    self.shell,
+                    line,
+                    cell,
+                    runs=args.verify,
+                    seed=seed,
+                    profile=profile,
+                    overrides=overrides,
+                    keep=args.keep,
+                )
             except _verify.ArgumentError as exc:
                 raise _usage(exc) from None
             print(report)
