@@ -250,3 +250,24 @@ def test_a_cell_that_raises_only_in_the_ordinary_run_is_flagged(shell, capsys) -
     assert isinstance(result.error_in_exec, AssertionError)
     assert "NOT reproducible: run 2 raised AssertionError, run 1 did not" in captured.err
     assert repro.state().verdict.startswith("NOT reproducible: run 2 raised")
+
+
+def test_verify_holds_at_most_one_extra_copy_of_the_outputs(shell, capsys) -> None:
+    import tracemalloc
+
+    run(shell, "import numpy as np\nbig = np.zeros(4_000_000)")  # 32 MB, trained in place
+    size = shell.user_ns["big"].nbytes
+    peaks = {}
+    for runs in (2, 4):
+        tracemalloc.start()
+        try:
+            run(shell, f"%%repro 1 --verify {runs}\nbig += np.random.rand(1).item()")
+            _, peaks[runs] = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        out = capsys.readouterr().out
+        assert verdict(out) == f"reproducible: 1 output identical over {runs} runs"
+    # Two runs: one copy (the extra run's, kept to compare with the ordinary run). More
+    # runs: each later extra run needs its own copy while the first one is kept.
+    assert size < peaks[2] < 1.25 * size
+    assert peaks[4] < 2.25 * size

@@ -684,6 +684,7 @@ def _verify_cell(
                 reference = outputs
             else:
                 differences += _compare_runs(reference, outputs, run)
+            del outputs  # only the first run's outputs are kept: one extra copy
     except (_Uncopyable, FingerprintError) as exc:
         unverifiable, reference = str(exc), None
     # The ordinary run, last: the namespace, RNG states and display are as after one run.
