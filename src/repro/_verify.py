@@ -340,6 +340,21 @@ def _resolve_seed(seed: Any) -> int:
     return current().seed if current().seed is not None else fresh_seed()
 
 
+def _check_settings(profile: str | None, overrides: dict[str, Any]) -> None:
+    """Raise as ``repro.scope(seed, profile, **overrides)`` would, before anything runs."""
+    from repro._profiles import get_profile
+    from repro._session import current
+
+    name = profile if profile is not None else current().profile
+    if name is None:
+        if overrides:
+            raise ValueError(
+                f"setting {', '.join(overrides)} needs a profile: pass -p debug (or another)"
+            )
+        return
+    get_profile(name).settings.with_overrides(**overrides)
+
+
 def _copy_all(values: dict[str, Any]) -> dict[str, Any]:
     """One deep copy of ``values`` (shared references kept: an optimizer keeps its model's
     parameters); raises ``_Uncopyable`` naming the first value that cannot be copied."""
@@ -616,13 +631,13 @@ def verify_cell(
     say "cannot verify" and the cell runs once, normally.
     """
     __tracebackhide__ = True
-    from repro._session import _resolve, record_verdict
+    from repro._session import record_verdict
 
     overrides = overrides or {}
     try:
         runs = _check_runs(runs)
         seed = _resolve_seed(seed)
-        _resolve(seed, profile, overrides)  # checks the profile and flags, changes nothing
+        _check_settings(profile, overrides)
     except (TypeError, ValueError) as exc:
         raise ArgumentError(str(exc)) from None
     report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep)
