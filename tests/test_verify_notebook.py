@@ -18,7 +18,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from repro._notebook_verify import compare_environments, normalize_outputs, verify_notebook
+from repro._notebook_verify import (
+    CellRecord,
+    Run,
+    compare_environments,
+    compare_runs,
+    normalize_outputs,
+    verify_notebook,
+)
 from repro.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("verify-notebook")]
@@ -47,7 +54,7 @@ def notebook(path: Path, noisy: bool) -> Path:
         new_code_cell("import random\nimport numpy as np\nx = np.arange(6.0)"),  # cell 2
         new_code_cell(f"order = list({set(WORDS)!r})\norder[:3]"),  # 3: set order, by hash seed
         new_markdown_cell("Some noise:"),
-        new_code_cell(f"noise = {rng}.normal(size=6)"),  # 5
+        new_code_cell(f"gen = {rng}\nnoise = gen.normal(size=6)\nbig = gen.normal(size=5000)"),  # 5
         new_code_cell("total = float((x + noise).sum())\nprint(round(total, 4))"),  # 6
         new_code_cell("object()"),  # 7: an address, ignored
         new_code_cell("print(get_ipython().execution_count)"),  # 8: silent reads do not count
@@ -96,9 +103,11 @@ def test_the_first_nondeterministic_cell_is_named_and_no_earlier_one(noisy_resul
     assert noisy_result["code"] == 1
     assert report["first_differing_cell"] == 5  # counting the markdown cells, as JupyterLab does
     assert report["verdict"] == "NOT reproducible: cell 5 is the first that differs over 2 runs"
-    (difference,) = report["differences"]
-    assert difference["name"] == "noise"
-    assert difference["detail"].startswith("ndarray float64 (6,): 6 of 6 elements differ")
+    by_name = {d["name"]: d["detail"] for d in report["differences"]}
+    assert set(by_name) == {"gen", "noise", "big"}
+    assert by_name["noise"].startswith("ndarray float64 (6,): 6 of 6 elements differ")
+    # Too large to travel element by element: described by mean, min and max.
+    assert by_name["big"].startswith("ndarray float64 (5000,): values differ: mean ")
     assert report["downstream_cells"] == [6]  # the printed total; not the object() cell
     assert report["ignored"]["object addresses (at 0x...)"] == 2
 
@@ -112,6 +121,8 @@ def test_a_deterministic_notebook_passes_and_the_fingerprints_are_silent(saved) 
     assert cells[-1]["outputs_text"] == "6"
     assert recording["environment"]["frameworks"]["numpy"]["imported"] is True
     assert "noise" in cells[2]["variables"] and "_" not in cells[2]["variables"]
+    assert "values" in cells[2]["variables"]["noise"]  # changed by the cell: values sent
+    assert "values" not in cells[3]["variables"]["noise"]  # unchanged after: fingerprint only
 
 
 def test_against_a_recording_round_trips(saved, clean: Path, capsys) -> None:
@@ -224,3 +235,34 @@ def test_outputs_ignore_what_varies_between_identical_runs() -> None:
     }
     changed = normalize_outputs(outputs(exported.replace("seed", "SEED"), "a1", 3), Counter())
     assert changed != a
+
+
+def record(position: int, variables: dict[str, Any], rng: str, changed: list[str]) -> CellRecord:
+    return CellRecord(position, None, "out", "", variables, {"NumPy": rng}, changed)
+
+
+def test_comparison_rules_without_a_kernel() -> None:
+    same = {"fingerprint": "f1", "kind": "int", "value": 1}
+    odd = {"fingerprint": "", "kind": "Opaque", "unreadable": "TypeError: no"}
+    # Cell 2: a stream that differs from the start (never seeded) is not this cell's result.
+    # Cell 3: the stream was equal before, and this cell made it differ: named.
+    first = Run(
+        [
+            record(2, {"a": same, "x": odd}, "s0", ["a", "x"]),
+            record(3, {"a": same, "x": odd}, "s1", []),
+        ],
+        "0",
+    )
+    second = Run(
+        [
+            record(2, {"a": same, "x": odd}, "t0", ["a", "x"]),
+            record(3, {"a": same, "x": odd}, "t1", []),
+        ],
+        "0",
+    )
+    report = compare_runs("nb.ipynb", first, second, 2)
+    assert report.first is None  # the streams differed from the start: nothing to name
+    second.cells[0].rng["NumPy"] = "s0"
+    report = compare_runs("nb.ipynb", first, second, 2)
+    assert report.first == 3 and [str(i) for i in report.items] == ["RNG NumPy: state s1 → t1"]
+    assert "variable x, unreadable (TypeError: no)" in report.ignored

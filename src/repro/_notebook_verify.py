@@ -82,7 +82,30 @@ def _small_values(value: Any) -> dict[str, Any]:
         and value.dtype.kind in "biuf"
     ):
         return {"values": value.tolist(), "dtype": str(value.dtype)}
+    return _summary(value, np, torch)
+
+
+def _summary(value: Any, np: Any, torch: Any) -> dict[str, Any]:
+    """Mean, min and max of a large real array: what a difference is described by."""
+    if torch is not None and isinstance(value, torch.Tensor) and value.numel():
+        t = value.detach()
+        if t.is_complex() or t.dtype == torch.bool:
+            return {}
+        t = t.float() if not t.is_floating_point() else t
+        return {"summary": [float(t.mean()), float(t.min()), float(t.max())]}
+    if (
+        np is not None
+        and isinstance(value, np.ndarray)
+        and value.size
+        and value.dtype.kind in "iuf"
+    ):
+        return {"summary": [float(value.mean()), float(value.min()), float(value.max())]}
     return {}
+
+
+#: In the kernel: each variable's fingerprint after the previous cell, so that values and
+#: summaries are computed only for the variables a cell changed.
+_previous: dict[str, str] = {}
 
 
 def kernel_record() -> str:
@@ -103,10 +126,14 @@ def kernel_record() -> str:
             continue
         try:
             entry = {"fingerprint": fingerprint(value), "kind": describe(value)}
-            entry.update(_small_values(value))
+            if _previous.get(name) != entry["fingerprint"]:
+                entry.update(_small_values(value))
         except Exception as exc:  # an object the fingerprint cannot read: said, not hidden
-            entry = {"fingerprint": f"unreadable: {type(exc).__name__}", "kind": describe(value)}
+            entry = {"unreadable": f"{type(exc).__name__}: {exc}", "kind": describe(value)}
+            entry["fingerprint"] = ""
         variables[name] = entry
+    _previous.clear()
+    _previous.update({name: entry["fingerprint"] for name, entry in variables.items()})
     streams = {}
     for fw in frameworks.loaded():
         streams.update(fw.fingerprints())
@@ -360,7 +387,7 @@ class NotebookReport:
             lines += [f"  {line}" for line in self.environment]
         if self.ignored:
             parts = ", ".join(f"{label} ({n})" for label, n in self.ignored.items())
-            lines.append(f"ignored in outputs: {parts}")
+            lines.append(f"ignored: {parts}")
         lines.append(self.verdict)
         return "\n".join(lines)
 
@@ -400,6 +427,12 @@ def _variable_detail(name: str, a: dict[str, Any], b: dict[str, Any]) -> str:
             return text
     if "value" in a and "value" in b:
         return f"{a['kind']}: {a['value']!r} → {b['value']!r}"
+    if "summary" in a and "summary" in b and a["kind"] == b["kind"]:
+        (m1, lo1, hi1), (m2, lo2, hi2) = a["summary"], b["summary"]
+        return (
+            f"{a['kind']}: values differ: mean {m1:.6g} → {m2:.6g}, "
+            f"min {lo1:.6g} → {lo2:.6g}, max {hi1:.6g} → {hi2:.6g}"
+        )
     if a["kind"] != b["kind"]:
         return f"{a['kind']} → {b['kind']}"
     return (
@@ -413,6 +446,8 @@ def _cell_items(a: CellRecord, b: CellRecord) -> list[Item]:
         if name.startswith("del "):
             name = name[4:]
         va, vb = a.variables.get(name), b.variables.get(name)
+        if (va or {}).get("unreadable") or (vb or {}).get("unreadable"):
+            continue  # listed among the report's ignored, never called identical silently
         if va is None or vb is None:
             if va is not vb:
                 items.append(
@@ -455,6 +490,11 @@ def compare_runs(notebook: str, first: Run, second: Run, runs: int) -> NotebookR
     """Compare two runs cell by cell (``second`` may be a recording's run)."""
     report = NotebookReport(notebook, runs, cells=len(first.cells))
     ignored = first.ignored + second.ignored
+    for run in (first, second):
+        for record in run.cells:
+            for name, entry in record.variables.items():
+                if entry.get("unreadable"):
+                    ignored[f"variable {name}, unreadable ({entry['unreadable']})"] = 1
     report.ignored = dict(ignored)
     if [c.position for c in first.cells] != [c.position for c in second.cells]:
         report.error = "the runs' code cells are at different positions: not the same notebook"
