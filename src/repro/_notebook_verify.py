@@ -61,6 +61,8 @@ ENVIRONMENT_EXPRESSION = "__import__('json').dumps(__import__('repro').environme
 
 FORMAT = "repro-verify/1"
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
 
 # --- in the kernel ------------------------------------------------------------
 
@@ -280,7 +282,8 @@ def run_notebook(
                 try:
                     client.execute_cell(cell, index)
                 except nbclient.exceptions.CellExecutionError as exc:
-                    raise VerifyError(f"cell {index + 1} raised:\n{exc}") from None
+                    error = _ANSI.sub("", str(exc))  # colours make no sense in JSON or a log
+                    raise VerifyError(f"cell {index + 1} raised:\n{error}") from None
                 state = _expression(client, KERNEL_EXPRESSION)
                 outputs = normalize_outputs(cell.get("outputs", []), run.ignored)
                 now = {k: v["fingerprint"] for k, v in state["variables"].items()}
