@@ -242,9 +242,13 @@ def test_a_value_that_cannot_be_read_is_said(shell, capsys) -> None:
 
 
 def test_a_cell_that_raises_only_in_the_ordinary_run_is_flagged(shell, capsys) -> None:
-    # A function is shared between the runs (a documented limit): its hidden counter makes
+    # A closure is shared between the runs (a documented limit): its hidden counter makes
     # the second execution raise, as a flaky cell would.
-    run(shell, "calls = {'n': 0}\ndef flaky():\n    calls['n'] += 1\n    assert calls['n'] < 2")
+    run(
+        shell,
+        "def make():\n    n = [0]\n    def flaky():\n        n[0] += 1\n        assert n[0] < 2\n"
+        "    return flaky\nflaky = make()",
+    )
     result = run(shell, "%%repro 1 --verify\nflaky()")
     captured = capsys.readouterr()
     assert isinstance(result.error_in_exec, AssertionError)
@@ -271,3 +275,17 @@ def test_verify_holds_at_most_one_extra_copy_of_the_outputs(shell, capsys) -> No
     # runs: each later extra run needs its own copy while the first one is kept.
     assert size < peaks[2] < 1.25 * size
     assert peaks[4] < 2.25 * size
+
+
+def test_a_function_changing_a_global_runs_on_copies_in_the_extra_runs(shell, capsys) -> None:
+    run(
+        shell,
+        "import numpy as np\nlog = []\n"
+        "def draw():\n    return np.random.rand()\n"
+        "def record(x):\n    log.append(draw() + x)",
+    )
+    run(shell, "%%repro 3 --verify 3\nrecord(1)")
+    out = capsys.readouterr().out
+    assert verdict(out) == "reproducible: 1 output identical over 3 runs"  # log, via record
+    assert len(shell.user_ns["log"]) == 1  # one ordinary run's worth
+    assert "record, draw ran on copies of the globals they use" in out

@@ -504,6 +504,42 @@ def _compile_cell(shell: Any, line: str, cell: str) -> _CompiledCell:
     return _CompiledCell(body, last_code, tuple(loads), tuple(stores))
 
 
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):  # nested functions, comprehensions
+            names |= _code_names(const)
+    return names
+
+
+def _reached_names(ns: dict[str, Any], loads: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The names the cell reads, plus the globals that functions defined in this namespace
+    (and the functions they call) read; and those functions, which the extra runs re-bind."""
+    reached = dict.fromkeys(loads)
+    functions: list[str] = []
+    pending = list(loads)
+    while pending:
+        name = pending.pop()
+        value = ns.get(name)
+        if isinstance(value, types.FunctionType) and value.__globals__ is ns:
+            functions.append(name)
+            for found in sorted(_code_names(value.__code__) - set(reached)):
+                reached[found] = None
+                pending.append(found)
+    return list(reached), functions
+
+
+def _rebind(functions: list[str], ns: dict[str, Any], scratch: dict[str, Any]) -> None:
+    """Put in ``scratch`` copies of ``functions`` whose globals are ``scratch``, so the globals
+    they read and change in an extra run are that run's copies, not the kernel's."""
+    for name in functions:
+        f = ns[name]
+        g = types.FunctionType(f.__code__, scratch, f.__name__, f.__defaults__, f.__closure__)
+        g.__kwdefaults__, g.__qualname__ = f.__kwdefaults__, f.__qualname__
+        g.__dict__.update(f.__dict__)
+        scratch[name] = g
+
+
 def _is_result(value: Any) -> bool:
     return not isinstance(value, _SHARED)
 
@@ -664,12 +700,8 @@ def _verify_cell(
 
     compiled = _compile_cell(shell, line, cell)
     ns = shell.user_ns
-    inputs = {n: ns[n] for n in compiled.loads if n in ns and _is_result(ns[n])}
-    functions = [
-        n
-        for n in compiled.loads
-        if isinstance(ns.get(n), types.FunctionType) and ns[n].__module__ == "__main__"
-    ]
+    reached, functions = _reached_names(ns, compiled.loads)
+    inputs = {n: ns[n] for n in reached if n in ns and _is_result(ns[n])}
     notes = []
     reference: dict[str, Any] | None = None
     differences: list[Difference] = []
@@ -678,6 +710,7 @@ def _verify_cell(
         before = {n: _named_fingerprint(n, v) for n, v in inputs.items()}
         for run in range(1, runs):
             scratch = {**ns, **_copy_all(inputs)}
+            _rebind(functions, ns, scratch)
             # Warn-only ops are listed once, for the ordinary run: the extra runs' are dropped.
             with (
                 capture_output(display=True) as captured,
@@ -733,8 +766,8 @@ def _verify_cell(
         return VerifyReport(runs, seed, (), unverifiable=str(exc))
     if functions:
         notes.append(
-            "functions are shared between runs: globals they change are not restored "
-            "for the extra runs"
+            f"{', '.join(functions)} ran on copies of the globals they use; their closures, "
+            "and methods of your classes, are shared between the runs"
         )
     names = tuple(dict.fromkeys([*reference, *outputs]))
     return VerifyReport(runs, seed, names, tuple(differences), notes=tuple(notes))
