@@ -23,7 +23,12 @@ nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("01-quickstart.ipynb", "02-dataloader.ipynb", "03-profiles-and-speed.ipynb")
+NAMES = (
+    "01-quickstart.ipynb",
+    "02-dataloader.ipynb",
+    "03-profiles-and-speed.ipynb",
+    "04-verify.ipynb",
+)
 #: Per cell: a guard against a hung kernel, not a speed test (busy CI machines are slow).
 CELL_TIMEOUT_S = 600
 #: A committed notebook above this is carrying something it should not (widget state, big images).
@@ -174,6 +179,29 @@ def test_profiles_notebook_times_every_profile_and_plots(executed: dict[str, Any
     assert rows["debug"]["repeats"] == rows["final"]["repeats"] == "True", table
     plot = cell(nb, "plot").outputs
     assert any("image/png" in o.get("data", {}) for o in plot)
+
+
+@pytest.mark.notebooks
+@per_notebook("04-verify.ipynb")
+def test_verify_notebook_catches_three_problems_and_passes_after_the_fixes(
+    executed: dict[str, Any],
+) -> None:
+    nb = run(executed, "04-verify.ipynb")
+    first = text(cell(nb, "verify-1"))
+    assert "NOT reproducible: cell 3 is the first that differs over 2 runs" in first
+    assert "weights: ndarray float64 (4,): 4 of 4 elements differ" in first
+    assert "downstream of cell 3: 4, 5" in first and first.rstrip().endswith("exit status 1")
+    second = text(cell(nb, "verify-2"))
+    assert "reproducible: 4 code cells identical over 2 runs" in second
+    assert second.rstrip().endswith("exit status 0")
+    # The cell scale: one training step verified, and the model took exactly one step.
+    step = text(cell(nb, "cell-step"))
+    assert step.count("loss ") == 1 and "reproducible: 5 outputs identical over 2 runs" in step
+    assert "model moved: True · Adam steps taken: 1" in text(cell(nb, "cell-check"))
+    assert "NOT reproducible: 1 of 2 outputs differs: noise" in text(cell(nb, "cell-bad"))
+    function = text(cell(nb, "function"))
+    assert "NOT reproducible: 1 of 1 output differs: result" in function
+    assert "bool: False" in function
 
 
 # --- the committed files --------------------------------------------------------------

@@ -31,6 +31,7 @@ __all__ = [
     "ReproWarning",
     "Settings",
     "State",
+    "VerifyReport",
     "__version__",
     "apply_config",
     "check",
@@ -51,6 +52,7 @@ __all__ = [
     "state",
     "unload_ipython_extension",
     "use_profile",
+    "verify",
 ]
 
 # Loaded on first use, so that ``import repro`` stays light.
@@ -60,6 +62,8 @@ _LAZY = {
     "apply_config": "repro._config",
     "check": "repro._config",
     "panel": "repro._panel",
+    "verify": "repro._verify",
+    "VerifyReport": "repro._verify",
 }
 
 

@@ -12,12 +12,15 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from repro import _diagnostics
+
 __all__ = ["cell_running", "hook", "load", "on_cell_end", "on_unload", "unload"]
 
 _shell: Any = None
 _running = False
-_cell_end: list[Callable[[], None]] = []
+_cell_end: list[Callable[[Any], None]] = []
 _unload: list[Callable[[], None]] = []
+_explaining: Callable[[], None] | None = None
 
 
 def _pre_run_cell(info: Any) -> None:
@@ -30,7 +33,7 @@ def _post_run_cell(result: Any) -> None:
     global _running
     _running = False
     for callback in list(_cell_end):
-        callback()
+        callback(result)
 
 
 def cell_running() -> bool:
@@ -59,9 +62,7 @@ def _unhook() -> None:
     _running = False
 
 
-def _subscribe(
-    listeners: list[Callable[[], None]], callback: Callable[[], None]
-) -> Callable[[], None]:
+def _subscribe(listeners: list[Any], callback: Callable[..., None]) -> Callable[[], None]:
     listeners.append(callback)
 
     def unsubscribe() -> None:
@@ -71,8 +72,9 @@ def _subscribe(
     return unsubscribe
 
 
-def on_cell_end(callback: Callable[[], None]) -> Callable[[], None]:
-    """Call ``callback()`` after every cell; returns the function that unsubscribes it."""
+def on_cell_end(callback: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``callback(result)`` after every cell (IPython's ``ExecutionResult``); returns the
+    function that unsubscribes it."""
     return _subscribe(_cell_end, callback)
 
 
@@ -87,13 +89,20 @@ def load(shell: Any) -> None:
 
     shell.register_magics(ReproMagics)
     hook(shell)
+    global _explaining
+    if _explaining is None:  # deterministic-mode failures get their explanation under the traceback
+        _explaining = on_cell_end(_diagnostics.after_cell)
 
 
 def unload(shell: Any) -> None:
     """``%unload_ext repro``: remove the magics and the callbacks; tell the views."""
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("repro", None)
+    global _explaining
     if shell is _shell or shell is None:
         _unhook()
+    if _explaining is not None:
+        _explaining()
+        _explaining = None
     for callback in list(_unload):
         callback()

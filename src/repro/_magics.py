@@ -13,7 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 import repro
-from repro import _session
+from repro import _diagnostics, _session, _verify
 from repro._profiles import ALGORITHMS, choose, table
 from repro._seed import parse_seed
 
@@ -114,6 +114,16 @@ class ReproMagics(Magics):
         help="%%%%repro only: keep the seed and settings after the cell instead of restoring them",
     )
     @argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    @argument(
+        "--verify",
+        nargs="?",
+        const=2,
+        type=int,
+        metavar="N",
+        help="%%%%repro only: run the cell N times (default 2) from the same start, compare "
+        "what it creates or changes and shows, and print the verdict (put SEED first: "
+        "%%%%repro 42 --verify)",
+    )
     @line_magic
     def repro(self, line: str) -> Any:
         """Seed Python, NumPy and PyTorch and choose a reproducibility profile.
@@ -145,6 +155,8 @@ class ReproMagics(Magics):
         args = _parse(self.repro, line)
         if args.keep:
             raise UsageError("--keep is for the %%repro cell magic")
+        if args.verify is not None:
+            raise UsageError("--verify is for the %%repro cell magic")
         seed, profile, overrides = _settings_args(args)
         if seed is None and profile is None and not overrides:
             return repro.state()
@@ -178,10 +190,11 @@ class ReproMagics(Magics):
         # export
         # POSIX splitting, unlike parse_argstring: --param 'note=a "b"' loses its outer quotes.
         try:
-            argv = shlex.split(rest)
-        except ValueError as exc:
-            raise _usage(exc) from None
-        params = _parse_params(_export_arguments.parser.parse_args(argv).param)
+            params = _parse_params(_export_arguments.parser.parse_args(shlex.split(rest)).param)
+        except UsageError as exc:  # argparse quotes words as typed: a quoted newline stays one line
+            raise UsageError(" ".join(str(exc).splitlines())) from None
+        except ValueError as exc:  # shlex: "No closing quotation"
+            raise UsageError(f"{exc} in {rest.strip()!r}") from None
         try:
             source = repro.config_cell(params or None)
         except (ValueError, TypeError) as exc:
@@ -206,14 +219,32 @@ class ReproMagics(Magics):
             # UsageError like any other, before the cell runs.
             try:
                 seed, drawn = _session.effective_seed(seed)
-                if args.keep:
-                    repro.setup(seed, profile, **overrides)
-                else:
-                    stack.enter_context(repro.scope(seed, profile, **overrides))
+                if args.verify is None:
+                    if args.keep:
+                        repro.setup(seed, profile, **overrides)
+                    else:
+                        stack.enter_context(repro.scope(seed, profile, **overrides))
             except (ValueError, TypeError) as exc:
                 raise _usage(exc) from None
             if drawn:
                 print(f"repro: no session seed, this cell runs with seed {seed}")
+            if args.verify is not None:
+                try:
+                    report = _verify.verify_cell(
+                        self.shell,
+                        line,
+                        cell,
+                        runs=args.verify,
+                        seed=seed,
+                        profile=profile,
+                        overrides=overrides,
+                        keep=args.keep,
+                    )
+                except _verify.ArgumentError as exc:
+                    raise _usage(exc) from None
+                print(report)
+                return
+            stack.enter_context(_diagnostics.listing_nondeterministic_ops())
             _run_cell(self.shell, line, cell)
 
 

@@ -332,7 +332,7 @@ class _Live:
         self.panels: list[Panel] = []
         self.bridge: _Bridge | None = None
         self.bridge_tried = False
-        self.subscriptions: list[Callable[[], None]] = []
+        self.subscriptions: list[Callable[[], None]] = []  # the unsubscribe functions
 
     def add(self, p: Panel) -> None:
         if not self.subscriptions:
@@ -353,7 +353,7 @@ class _Live:
             self.bridge = _make_bridge()
         return self.bridge
 
-    def refresh_all(self) -> None:
+    def refresh_all(self, result: Any = None) -> None:
         """After a cell: one snapshot, drawn by every panel that differs from it."""
         if not self.panels:
             return

@@ -33,9 +33,7 @@ __all__ = [
     "Snapshot",
     "apply",
     "current",
-    "effective_seed",
-    "lock",
-    "reset",
+    "record_verdict",
     "scope",
     "seed",
     "setup",
@@ -66,6 +64,8 @@ class Session:
     config: dict[str, Any] | None = None
     #: bumped on every change, so the panel can tell cheaply that nothing changed
     generation: int = 0
+    #: the last verify verdict line (``%%repro --verify``, ``repro.verify``), or None
+    last_verify: str | None = None
 
     def copy(self) -> Session:
         """An independent copy (for a snapshot)."""
@@ -79,6 +79,7 @@ class Session:
             list(self.notes),
             self.config,
             self.generation,
+            self.last_verify,
         )
 
 
@@ -112,6 +113,12 @@ def _changed() -> None:
             callback()
         except Exception as exc:  # a broken listener (a closed panel) must not break seeding
             warnings.warn(f"repro: a state listener failed: {exc!r}", RuntimeWarning, stacklevel=3)
+
+
+def record_verdict(line: str) -> None:
+    """Remember the last verify verdict (the state and the panel show it)."""
+    _session.last_verify = line
+    _changed()
 
 
 def effective_seed(seed: Any = None) -> tuple[int, bool]:
@@ -368,6 +375,8 @@ class Snapshot:
                     errors.append(exc)
             _restore_env(self.env)
             outer.generation = _session.generation
+            # A verdict is history, not a setting to roll back.
+            outer.last_verify = _session.last_verify
             _session.__dict__.update(outer.__dict__)
         if notify:
             _changed()

@@ -97,6 +97,8 @@ class State:
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     hash_seed: int | None = None
     warnings: tuple[str, ...] = ()
+    #: the last verify verdict line, or None if nothing was verified in this session
+    last_verify: str | None = None
 
     @property
     def hash_fixed(self) -> bool:
@@ -211,6 +213,8 @@ class State:
             lines.append(f"  {stream:<16} seed {seed:<11} {fp:<9} {status}")
         lines.append("settings:")
         lines.extend(f"  {label:<27} {value}" for label, value in self.setting_rows())
+        if self.last_verify:
+            lines.append(f"last verify: {self.last_verify}")
         if self.warnings:
             lines.append("warnings:")
             lines.extend(f"  ! {w}" for w in self.warnings)
@@ -298,6 +302,11 @@ def head_html(st: State) -> str:
         "<div class='repro-head'><span class='repro-title'>repro</span>"
         f"<span class='repro-summary'>seed {seed} · profile {html.escape(st.profile_label)} · "
         f"<span class='{css}'>{html.escape(st.verdict)}</span></span></div>"
+        + (
+            f"<div class='repro-verify'>last verify: {html.escape(st.last_verify)}</div>"
+            if st.last_verify
+            else ""
+        )
     )
 
 
@@ -386,4 +395,5 @@ def state() -> State:
             environ=MappingProxyType(environ),
             hash_seed=seed_fixed,
             warnings=tuple(warnings),
+            last_verify=session.last_verify,
         )

@@ -3,6 +3,8 @@
 ``repro info [--json] [--import]``: the environment, as text or JSON.
 ``repro kernel install [--name N] [--display-name D] [--hash-seed N] [--user | --sys-prefix |
 --prefix P]``: a Jupyter kernel for this interpreter whose ``str`` hashing is fixed.
+``repro verify NOTEBOOK [--runs N] [--save F | --against F] ...``: run a notebook in fresh
+kernels and name the first cell whose results differ (exit 0 / 1 / 2).
 """
 
 from __future__ import annotations
@@ -115,7 +117,54 @@ def _parser() -> _Parser:
         help="install into this Python's prefix (a virtual environment or conda env)",
     )
     where.add_argument("--prefix", metavar="PATH", help="install into PATH/share/jupyter/kernels")
+    _verify_parser(commands)
     return parser
+
+
+def _verify_parser(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="run a notebook several times and name the first cell whose results differ",
+        description="Run NOTEBOOK --runs times, each in a fresh kernel, fingerprint every code "
+        "cell's outputs, variables and RNG streams, and report the first cell that differs. "
+        "Exit status: 0 reproducible, 1 not, 2 undecided (a cell raised, bad arguments, "
+        "no kernel).",
+    )
+    verify.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file")
+    verify.add_argument("--runs", type=_runs, default=2, metavar="N", help="runs (default: 2)")
+    verify.add_argument("--kernel", default="python3", metavar="NAME", help="kernel (python3)")
+    verify.add_argument(
+        "--timeout", type=float, default=600, metavar="S", help="per cell, seconds (600)"
+    )
+    verify.add_argument(
+        "--hash-seed",
+        type=_run_hash_seed,
+        default="0",
+        metavar="N|random",
+        help="PYTHONHASHSEED of every run's kernel (default 0); 'random': a new one per run",
+    )
+    verify.add_argument("--save", metavar="FILE", help="write the fingerprints and environment")
+    verify.add_argument(
+        "--against", metavar="FILE", help="run once and compare with a --save recording"
+    )
+    verify.add_argument("-q", "--quiet", action="store_true", help="no progress, verdict only")
+    verify.add_argument("--json", action="store_true", help="the report as JSON")
+
+
+def _runs(text: str) -> int:
+    if not text.isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(f"--runs must be an integer >= 2, got {text!r}")
+    return int(text)
+
+
+def _run_hash_seed(text: str) -> str:
+    return text if text == "random" else str(_hash_seed(text))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from repro._notebook_verify import run_verify_command
+
+    return run_verify_command(args)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -162,11 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "info":
         return _info(args)
+    if args.command == "verify":
+        return _verify(args)
     if args.command == "kernel" and args.kernel_command == "install":
         return _kernel_install(args)
     if args.command == "kernel":
         parser.exit(2, "repro kernel: error: choose a command: install (see repro kernel --help)\n")
-    parser.exit(2, "repro: error: choose a command: info, kernel (see repro --help)\n")
+    parser.exit(2, "repro: error: choose a command: info, kernel, verify (see repro --help)\n")
 
 
 if __name__ == "__main__":  # pragma: no cover
