@@ -163,8 +163,22 @@ def _child(code: str, *args: str) -> tuple[float, dict[str, Any]]:
     return wall, json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def compile_repro() -> None:
+    """Write repro's bytecode, as ``pip install`` does, so fresh processes measure no compiling.
+
+    (Where ``PYTHONDONTWRITEBYTECODE`` is set, as on the machine these figures come from,
+    every fresh process would otherwise compile repro's source: about 13 ms.)
+    """
+    import compileall
+
+    import repro
+
+    compileall.compile_dir(Path(repro.__file__).parent, quiet=1)
+
+
 def fresh_ipython(rounds: int) -> list[Row]:
     """Figures 1 (time added, no torch or NumPy imported) and 9 (resident memory added)."""
+    compile_repro()
     walls: dict[str, list[float]] = {"repro": [], "plain": []}
     reports: dict[str, list[dict[str, Any]]] = {"repro": [], "plain": []}
 
@@ -185,8 +199,16 @@ def fresh_ipython(rounds: int) -> list[Row]:
         0.040,
         "≤ +40 ms",
     )
-    cells = [r["cells_s"] for r in reports["repro"]]
-    time_row.data["in_process_cells_s"] = cells
+    cells = median_spread([r["cells_s"] for r in reports["repro"]])
+    cells_row = Row(
+        "    … the two cells alone, timed inside the process",
+        seconds_text(*cells),
+        "",
+        "",
+        "–",
+        None,
+        {"cells_s": [r["cells_s"] for r in reports["repro"]]},
+    )
     imported = sorted(
         {name for r in reports["repro"] for name in ("torch", "numpy") if r[name]}
         - {name for r in reports["plain"] for name in ("torch", "numpy") if r[name]}
@@ -211,7 +233,7 @@ def fresh_ipython(rounds: int) -> list[Row]:
         None,
         {"rss_added_bytes": added, "rss_before_bytes": base},
     )
-    return [time_row, import_row, memory_row]
+    return [time_row, cells_row, import_row, memory_row]
 
 
 # --- (6): repro.environment()'s first call in a fresh process with torch ------------
@@ -308,6 +330,29 @@ def seed_and_scope(rounds: int, number: int) -> list[Row]:
         },
         rounds,
     )
+    counter = iter(range(1, 2**31))
+
+    def new_seed_repro() -> None:
+        repro.seed(next(counter) % 2**32)
+
+    def new_seed_guide() -> None:
+        guide_set_seed(next(counter) % 2**32)
+
+    new_seeds = interleaved(
+        {
+            "repro": per_call(new_seed_repro, number),
+            "guide": per_call(new_seed_guide, number),
+        },
+        rounds,
+    )
+    new_seed_row = ratio_row(
+        "    repro.seed(i) vs set_seed(i), a new seed each call",
+        new_seeds["repro"],
+        new_seeds["guide"],
+        0,
+        "–",
+    )
+    new_seed_row.met = None
     scopes = interleaved(
         {
             "repro": per_call(in_scope, max(1, number // 4)),
@@ -334,6 +379,7 @@ def seed_and_scope(rounds: int, number: int) -> list[Row]:
             1.2,
             "≤ 1.2×",
         ),
+        new_seed_row,
         ratio_row(
             "(4) repro.scope(1) enter+exit vs fork_rng()",
             scopes["repro"],
