@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from repro import _profiles, _session
+import repro
+from repro import _session
+from repro._profiles import unregister_profile
 
 # pytest-xdist runs one worker per core, and the notebook and kernel tests start kernels
 # beside them: one OpenMP thread per process keeps torch's threads from spinning while
@@ -38,16 +40,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def blank_session() -> Iterator[_session.Session]:
     """A blank session for the test; RNG states, flags, env vars and profiles restored after it."""
-    snapshot = _session._Snapshot.take()
-    registered = dict(_profiles._PROFILES)
-    live = _session.current()
-    live.__dict__.update(_session.Session().__dict__)
+    saved = _session.snapshot()
+    registered = repro.profiles()
+    _session.reset()
     try:
-        yield live
+        yield _session.current()
     finally:
-        snapshot.restore()
-        _profiles._PROFILES.clear()
-        _profiles._PROFILES.update(registered)
+        saved.restore()
+        for profile in repro.profiles():
+            if profile not in registered:
+                unregister_profile(profile.name)
+        for profile in registered:
+            if profile not in repro.profiles():
+                repro.register_profile(
+                    profile.name, profile.meant_for, profile.trade, **profile.settings.as_dict()
+                )
 
 
 @pytest.fixture

@@ -8,9 +8,13 @@ import sys
 import textwrap
 
 
-def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
-    """Run ``code`` in a fresh interpreter and return its stdout; fail with its stderr."""
+def run_python(code: str, env: dict[str, str | None] | None = None, timeout: float = 900) -> str:
+    """Run ``code`` in a fresh interpreter and return its stdout; fail with its stderr.
+
+    ``env`` is merged into this process's environment; a ``None`` value removes that variable.
+    """
     full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -64,3 +68,35 @@ def torch_flags() -> dict[str, bool]:
         cudnn_tf32=b.cudnn.allow_tf32,
         fill=torch.utils.deterministic.fill_uninitialized_memory,
     )
+
+
+def refusing_framework() -> object:
+    """A real adapter (on the ``json`` module) whose backend refuses every flag.
+
+    Registered after the built-ins, it fails after torch's flags were switched, so a
+    change must roll torch back. Import ``json`` first: only imported modules are live.
+    """
+    from repro.frameworks import Framework
+
+    class Refusing(Framework):
+        name, module, label = "refusing", "json", "refusing"
+
+        def seed(self, seed: int) -> None:
+            pass
+
+        def get_state(self) -> None:
+            return None
+
+        def set_state(self, state: object) -> None:
+            pass
+
+        def reset(self) -> None:
+            pass
+
+        def fingerprints(self) -> dict[str, str]:
+            return {}
+
+        def apply_settings(self, settings: object) -> None:
+            raise RuntimeError("this backend refuses")
+
+    return Refusing()

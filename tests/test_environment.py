@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import repro
-from repro import _session
+from repro import _session, frameworks
 from repro._capture import ENVIRONMENT_VARIABLES, clean_remote, format_environment
 from repro._config import CONFIG_KEYS
 
@@ -176,7 +176,7 @@ def test_gpus_are_described_once_cuda_is_initialised(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_device_properties", Props)
-    facts = sys.modules["repro._capture"]._torch_runtime()
+    facts = frameworks.get("torch").describe()
     assert facts["gpus"] == [
         {"name": "NVIDIA H100 #0", "capability": "9.0"},
         {"name": "NVIDIA H100 #1", "capability": "9.0"},
@@ -239,15 +239,14 @@ def test_outside_a_repository_git_is_none(tmp_path: Path) -> None:
     assert repro.environment(repository=tmp_path)["git"] is None
 
 
-def test_without_git_installed_dirtiness_is_unknown(
+def test_without_git_installed_the_repository_is_unknown(
     repository: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    head = git(repository, "rev-parse", "HEAD")
     monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
-    info = repro.environment(repository=repository)["git"]
-    assert info["commit"] == head  # read from .git, no git needed
-    assert info["dirty"] is None
-    assert "unknown" in info["dirty_note"]
+    info = repro.environment(repository=repository / "src")["git"]
+    assert (info["commit"], info["dirty"]) == (None, None)  # repro asks git, never parses .git
+    assert "git is not installed" in info["note"]
+    assert repro.environment(repository=tmp_path_factory.mktemp("elsewhere"))["git"] is None
 
 
 @pytest.mark.parametrize(
@@ -476,8 +475,8 @@ def test_strict_raises_on_what_affects_results_and_changes_nothing() -> None:
     [
         ([("seed", 42)], TypeError, "config must be a dict"),
         ({"seed": -1}, ValueError, "0 <= seed < 2\\*\\*32"),
-        ({"seed": "42"}, TypeError, "seed must be an integer"),
-        ({"seed": True}, TypeError, "seed must be an integer"),
+        ({"seed": "42"}, TypeError, "config\\['seed'\\] must be an integer"),
+        ({"seed": True}, TypeError, "config\\['seed'\\] must be an integer"),
         ({"profile": "nope"}, ValueError, "unknown profile 'nope'"),
         ({"profile": 3}, TypeError, "profile name is a str"),
         ({"profile": "debug", "settings": {"warp": True}}, TypeError, "unknown setting warp"),

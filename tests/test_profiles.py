@@ -6,11 +6,10 @@ import os
 
 import pytest
 import torch
-from tests.helpers import torch_flags
+from tests.helpers import refusing_framework, torch_flags
 
 import repro
 from repro import frameworks
-from repro.frameworks import Framework
 
 # The issue's table, read straight from torch after switching.
 EXPECTED = {
@@ -102,41 +101,17 @@ def test_register_a_custom_profile() -> None:
         repro.register_profile("bad name!", "x")
 
 
-class _Failing(Framework):
-    """A real adapter whose backend refuses a flag: the earlier frameworks must be rolled back."""
-
-    name, module, label = "failing", "json", "failing"
-
-    def seed(self, seed: int) -> None:
-        pass
-
-    def get_state(self) -> None:
-        return None
-
-    def set_state(self, state: object) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def fingerprints(self) -> dict[str, str]:
-        return {}
-
-    def apply_settings(self, settings: object) -> None:
-        raise RuntimeError("this backend refuses")
-
-
 def test_profile_is_all_or_nothing() -> None:
     import json  # noqa: F401  (the failing adapter's module must be imported to be live)
 
     repro.use_profile("production")
     before, env = torch_flags(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    frameworks.register(_Failing())
+    frameworks.register(refusing_framework())
     try:
         with pytest.raises(RuntimeError, match="refuses"):
             repro.use_profile("debug")
     finally:
-        frameworks.unregister("failing")
+        frameworks.unregister("refusing")
     assert torch_flags() == before
     assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == env
     assert repro.state().profile == "production"

@@ -73,13 +73,13 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext repro``: register ``%repro`` and ``%%repro`` (once, however often loaded)."""
-    from repro._magics import load
+    from repro._extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """``%unload_ext repro``: remove the magics and the event callbacks."""
-    from repro._magics import unload
+    from repro._extension import unload
 
     unload(ipython)

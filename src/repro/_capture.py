@@ -18,7 +18,7 @@ import subprocess
 import sys
 import urllib.parse
 import warnings
-from collections.abc import Callable
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,8 @@ from repro import _session
 from repro import frameworks as _frameworks
 from repro._state import state
 
-__all__ = [
-    "ENVIRONMENT_VARIABLES",
-    "clean_remote",
-    "environment",
-    "format_environment",
-]
+__all__ = ["ENVIRONMENT_VARIABLES", "clean_remote", "environment", "format_environment"]
+
 #: The only environment variables ever read into the output: those that change results.
 ENVIRONMENT_VARIABLES = (
     "PYTHONHASHSEED",
@@ -47,13 +43,9 @@ ENVIRONMENT_VARIABLES = (
     *(name for name in _session.ENV_VARS if name.startswith("REPRO_")),
 )
 
-
-
-#: Bounds the one subprocess (``git status`` for dirtiness): a huge or hung repository
-#: costs at most this, and dirtiness is then reported as unknown.
+#: Bounds each git call: a huge or hung repository costs at most this, and the git
+#: facts are then reported as unknown.
 GIT_TIMEOUT_S = 10.0
-
-
 
 
 # --- capture ----------------------------------------------------------------------
@@ -75,7 +67,7 @@ def environment(*, repository: str | os.PathLike[str] | None = None) -> dict[str
     ``repository`` is a directory inside the git repository to describe; by default
     the notebook's (``JPY_SESSION_NAME``'s folder, else the working directory).
     Never imports a framework, never initialises CUDA, and runs no subprocess
-    except one bounded ``git status`` for dirtiness. No path, host or user name
+    but two bounded git calls. No path, host or user name
     is included.
     """
     import repro
@@ -106,45 +98,21 @@ def environment(*, repository: str | os.PathLike[str] | None = None) -> dict[str
 
 
 def _installed_version(module: str) -> str | None:
-    # The distribution is usually named like the top-level module (numpy, torch, jax).
-    try:
-        return metadata.version(module.partition(".")[0])
-    except metadata.PackageNotFoundError:
-        return None
+    """The version of the distribution that provides ``module`` (``sklearn``: scikit-learn)."""
+    top = module.partition(".")[0]
+    for name in (*_distributions().get(top, ()), top):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
-def _torch_runtime() -> dict[str, Any]:
-    """What torch's adapter does not describe yet: threads, default dtype and the GPUs.
-
-    GPU names and compute capability are read only where CUDA is already
-    initialised: reading them would otherwise start CUDA in the user's kernel.
-    """
-    torch = sys.modules["torch"]
-    facts: dict[str, Any] = {
-        "intra_op_threads": torch.get_num_threads(),
-        "inter_op_threads": torch.get_num_interop_threads(),
-        "default_dtype": str(torch.get_default_dtype()).removeprefix("torch."),
-        "cuda_available": bool(torch.cuda.is_available()),
-    }
-    if torch.cuda.is_initialized():
-        facts["gpus"] = [
-            {
-                "name": props.name,
-                "capability": f"{props.major}.{props.minor}",
-            }
-            for props in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))
-        ]
-    elif facts["cuda_available"]:
-        facts["gpu_count"] = torch.cuda.device_count()
-        facts["gpus"] = (
-            "not read: CUDA is not initialised in this kernel, and repro does not start it "
-            "to describe it"
-        )
-    return facts
-
-
-# Facts an adapter's describe() does not give yet, by framework name (merged under describe()).
-_RUNTIME: dict[str, Callable[[], dict[str, Any]]] = {"torch": _torch_runtime}
+@cache
+def _distributions() -> dict[str, list[str]]:
+    # Scans every installed distribution once (milliseconds): only asked for modules that
+    # are not imported, whose version their adapter cannot give.
+    return metadata.packages_distributions()
 
 
 def _describe_frameworks() -> dict[str, Any]:
@@ -161,9 +129,6 @@ def _describe_frameworks() -> dict[str, Any]:
             continue
         try:
             facts = dict(fw.describe())
-            extra = _RUNTIME.get(fw.name)
-            if extra is not None:
-                facts = {**extra(), **facts}
         except Exception as exc:  # a broken plugin must not hide the rest of the environment
             facts = {"error": f"describe() failed: {type(exc).__name__}"}
         version = facts.pop(fw.name, None) or _installed_version(fw.module)
@@ -221,79 +186,52 @@ def _notebook_folder() -> Path:
 def _git(start: Path) -> dict[str, Any] | None:
     """The repository around ``start``: commit, branch, dirty, remote. ``None`` if there is none.
 
-    HEAD, refs, packed-refs and config are read directly; only dirtiness needs git
-    itself (one ``git status`` bounded by :data:`GIT_TIMEOUT_S`, taking no lock).
+    Asks git itself, twice, each call bounded by :data:`GIT_TIMEOUT_S` and taking no
+    lock: ``git status --porcelain=v2 --branch`` (commit, branch and whether tracked
+    files changed; untracked files do not count, as in ``git describe --dirty``) and
+    ``git config --get-regexp`` for the remotes.
     """
-    found = _find_repository(start)
-    if found is None:
-        return None
-    worktree, git_dir = found
-    # A linked worktree keeps its own HEAD but shares refs and config with the main one.
-    shared = _read(git_dir / "commondir").strip()
-    common = (git_dir / shared).resolve() if shared else git_dir
-    head = _read(git_dir / "HEAD").strip()
-    branch = None
-    commit: str | None = head or None
-    if head.startswith("ref:"):
-        ref = head[4:].strip()
-        branch = ref.removeprefix("refs/heads/")
-        commit = _resolve_ref(git_dir, common, ref)
-    dirty = _dirty(worktree)
-    info: dict[str, Any] = {
-        "commit": commit,
-        "branch": branch,
-        "dirty": dirty,
-        "remote": _remote(common / "config"),
-    }
-    if dirty is None:
-        info["dirty_note"] = "unknown: git is not installed, failed or took too long"
+    status = _run_git(start, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
+        if not any((folder / ".git").exists() for folder in (start, *start.resolve().parents)):
+            return None
+        return {
+            "commit": None,
+            "branch": None,
+            "dirty": None,
+            "remote": None,
+            "note": "unknown: git is not installed, failed or took too long",
+        }
+    if status is False:
+        return None  # not a repository
+    info: dict[str, Any] = {"commit": None, "branch": None, "dirty": False, "remote": None}
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.removeprefix("# branch.oid ")
+            info["commit"] = None if oid == "(initial)" else oid  # an unborn branch: no commit
+        elif line.startswith("# branch.head "):
+            head = line.removeprefix("# branch.head ")
+            info["branch"] = None if head == "(detached)" else head
+        elif not line.startswith("#"):
+            info["dirty"] = True
+    remotes = _run_git(start, "config", "--get-regexp", r"^remote\..*\.url$") or ""
+    urls = dict(line.split(" ", 1) for line in remotes.splitlines() if " " in line)
+    url = urls.get("remote.origin.url") or next(iter(urls.values()), None)
+    info["remote"] = None if url is None else clean_remote(url)
     return info
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _find_repository(start: Path) -> tuple[Path, Path] | None:
-    """(work tree, git dir) of the repository containing ``start``; worktrees and submodules too."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        dot_git = folder / ".git"
-        if dot_git.is_dir():
-            return folder, dot_git
-        if dot_git.is_file():
-            text = _read(dot_git).strip()
-            if text.startswith("gitdir:"):
-                return folder, (folder / text[7:].strip()).resolve()
-    return None
-
-
-def _resolve_ref(git_dir: Path, common: Path, ref: str) -> str | None:
-    for base in (git_dir, common):
-        value = _read(base / ref).strip()
-        if re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", value):
-            return value
-    for line in _read(common / "packed-refs").splitlines():
-        sha, _, name = line.partition(" ")
-        if name.strip() == ref:
-            return sha
-    return None  # an unborn branch: no commit yet
-
-
-def _dirty(worktree: Path) -> bool | None:
-    """Whether tracked files differ from HEAD.
-
-    Untracked files do not count, as in ``git describe --dirty``.
-    """
+def _run_git(folder: Path, *args: str) -> str | bool | None:
+    """git's output; ``False`` if git said no (not a repository, no match); ``None`` if it
+    could not run (not installed, failed to start, too slow)."""
     try:
         done = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=worktree,
+            ["git", *args],
+            cwd=folder,
             stdin=subprocess.DEVNULL,
             capture_output=True,
+            text=True,
+            errors="replace",
             timeout=GIT_TIMEOUT_S,
             # Optional locks off: describing must not take index.lock from a concurrent git.
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
@@ -301,28 +239,7 @@ def _dirty(worktree: Path) -> bool | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    if done.returncode != 0:
-        return None
-    return bool(done.stdout.strip())
-
-
-def _remote(config: Path) -> str | None:
-    """The ``origin`` remote's URL (else the first remote's), without credentials."""
-    remotes: dict[str, str] = {}
-    section = None
-    for raw in _read(config).splitlines():
-        line = raw.strip()
-        header = re.fullmatch(r'\[\s*remote\s+"(.*)"\s*\]', line)
-        if header:
-            section = header.group(1)
-        elif line.startswith("["):
-            section = None
-        elif section is not None and section not in remotes:
-            key, sep, value = line.partition("=")
-            if sep and key.strip().lower() == "url":
-                remotes[section] = value.strip().strip('"')
-    url = remotes.get("origin") or next(iter(remotes.values()), None)
-    return None if url is None else clean_remote(url)
+    return done.stdout if done.returncode == 0 else False
 
 
 def clean_remote(url: str) -> str:
@@ -424,4 +341,3 @@ def format_environment(env: dict[str, Any]) -> str:
         rows.append(("git", "not in a repository"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
-

@@ -17,6 +17,7 @@ from typing import Any
 from repro import _session
 from repro._capture import ENVIRONMENT_VARIABLES, _hashing_text, _show, environment
 from repro._profiles import get_profile
+from repro._seed import check_seed
 
 __all__ = ["CONFIG_KEYS", "apply_config", "check", "config_cell"]
 
@@ -323,7 +324,7 @@ def _validate(config: Any) -> tuple[int | None, str | None, dict[str, Any]]:
         )
     _literal(config, 0, "config")  # data only: the same check the export makes
     seed = config.get("seed")
-    seed = None if seed is None else _session.check_seed(seed)
+    seed = None if seed is None else check_seed(seed, "config['seed']")
     profile = config.get("profile")
     settings = config.get("settings") or {}
     if not isinstance(settings, dict):
@@ -337,10 +338,7 @@ def _validate(config: Any) -> tuple[int | None, str | None, dict[str, Any]]:
         if settings:
             raise ValueError("config['settings'] needs a profile: config['profile'] is None")
         return seed, None, {}
-    chosen = get_profile(profile)
-    wanted = chosen.settings.with_overrides(**settings).as_dict()
-    base = chosen.settings.as_dict()
-    return seed, profile, {k: v for k, v in wanted.items() if v != base[k]}
+    return seed, profile, get_profile(profile).overrides_for(settings)
 
 
 def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = False) -> list[str]:
@@ -358,7 +356,7 @@ def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = 
     them, and nothing is changed. Bad input (not a dict, an unknown key, a bad
     seed, profile or flag) raises ``TypeError``/``ValueError``, and nothing is
     changed. Evaluates nothing: the config is data. The applied config is kept
-    (``repro.session.current().config``) for :func:`check`.
+    (``repro._session.current().config``) for :func:`check`.
     """
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be True or False, got {strict!r}")
@@ -379,14 +377,7 @@ def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = 
                 "this kernel differs from the config in what affects results: "
                 + "; ".join(affecting)
             )
-    live = _session.current()
-    before = live.config
-    live.config = copy.deepcopy(config)
-    try:
-        _session.setup(seed, profile, **overrides)
-    except BaseException:
-        live.config = before
-        raise
+    _session.apply(seed, profile, overrides, config=copy.deepcopy(config))
     lines = [line for line, _ in _differences(recorded, environment())]
     if not quiet:
         print(_report(seed, profile, lines))

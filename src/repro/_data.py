@@ -8,25 +8,22 @@ from typing import Any
 
 import xxhash
 
-from repro._session import check_seed, current, fresh_seed
+from repro._session import effective_seed
 from repro.frameworks.base import ReproWarning
 
 __all__ = ["dataloader_kwargs", "rng", "seed_worker", "worker_seed_sequence"]
 
 
 def _session_seed(seed: int | None, what: str) -> int:
-    if seed is not None:
-        return check_seed(seed)
-    if current().seed is not None:
-        return current().seed
-    drawn = fresh_seed()
-    warnings.warn(
-        f"repro: {what} without a seed: no session seed is set (run %repro SEED or "
-        f"repro.seed(SEED) first), so a fresh seed {drawn} was drawn and this will not repeat",
-        ReproWarning,
-        stacklevel=3,
-    )
-    return drawn
+    value, drawn = effective_seed(seed)
+    if drawn:
+        warnings.warn(
+            f"repro: {what} without a seed: no session seed is set (run %repro SEED or "
+            f"repro.seed(SEED) first), so a fresh seed {value} was drawn and this will not repeat",
+            ReproWarning,
+            stacklevel=3,
+        )
+    return value
 
 
 def worker_seed_sequence(base_seed: int, worker_id: int) -> Any:

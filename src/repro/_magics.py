@@ -1,4 +1,4 @@
-"""``%repro`` and ``%%repro``: parse the line, call the API, show the result."""
+"""``%repro`` and ``%%repro``: parse the line, call the core, show the result."""
 
 from __future__ import annotations
 
@@ -14,40 +14,54 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 import repro
 from repro import _session
-from repro._profiles import ALGORITHMS
+from repro._profiles import ALGORITHMS, choose, table
+from repro._seed import parse_seed
 
-__all__ = ["ReproMagics", "load", "unload"]
+__all__ = ["ReproMagics"]
 
 SUBCOMMANDS = ("panel", "export", "check", "profiles")
 
 
-def _settings_args(args: Any) -> tuple[Any, str | None, dict[str, Any]]:
-    """Turn parsed flags into (seed, profile, overrides), or raise UsageError."""
-    if args.deterministic and args.profile and args.profile != "debug":
-        raise UsageError("--deterministic means --profile debug; give one or the other")
-    profile = "debug" if args.deterministic else args.profile
-    overrides: dict[str, Any] = {}
-    if args.warn_only and args.algorithms and args.algorithms != "warn":
-        raise UsageError("--warn-only means --algorithms warn; give one or the other")
-    if args.warn_only or args.algorithms:
-        overrides["deterministic_algorithms"] = "warn" if args.warn_only else args.algorithms
-    seed: Any = None
-    if args.seed is not None:
-        if args.seed == "random":
-            seed = _session.fresh_seed()
-        else:
-            try:
-                seed = int(args.seed, 0)
-            except ValueError:
-                raise UsageError(
-                    "seed must be an integer with 0 <= seed < 2**32, or 'random'; "
-                    f"got {args.seed!r}"
-                ) from None
+def _usage(exc: Exception) -> UsageError:
+    """A core error as the magic's one-line ``UsageError``."""
+    text = str(exc).removeprefix("repro: ").strip() or type(exc).__name__
+    return UsageError(text.splitlines()[0])
+
+
+def _parse(function: Any, line: str) -> Any:
+    """``parse_argstring``, with shlex's errors (an unbalanced quote) as a ``UsageError``."""
+    try:
+        return parse_argstring(function, line)
+    except ValueError as exc:
+        raise _usage(exc) from None
+
+
+def _settings_args(args: Any) -> tuple[int | None, str | None, dict[str, Any]]:
+    """Parsed flags as (seed, profile, overrides); a ``UsageError`` for what the core refuses."""
+    try:
+        profile, overrides = choose(
+            args.profile,
+            deterministic=args.deterministic,
+            warn_only=args.warn_only,
+            algorithms=args.algorithms,
+        )
+        seed = None if args.seed is None else parse_seed(args.seed)
+    except (ValueError, TypeError) as exc:
+        raise _usage(exc) from None
     return seed, profile, overrides
 
 
-def _usage(exc: Exception) -> UsageError:
-    return UsageError(str(exc).removeprefix("repro: "))
+@magic_arguments()
+@argument(
+    "-P",
+    "--param",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="a parameter of your own to record (a Python literal, else a string); repeatable",
+)
+def _export_arguments(line: str) -> None:
+    """``%repro export [--param KEY=VALUE ...]``: insert a config cell below this one."""
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -58,7 +72,7 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
             raise UsageError(f"--param takes key=value, got {pair!r}")
         try:
             params[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             params[key.strip()] = raw
     return params
 
@@ -126,7 +140,7 @@ class ReproMagics(Magics):
         words = line.split()
         if words and words[0] in SUBCOMMANDS:
             return self._subcommand(words[0], line.split(None, 1)[1] if len(words) > 1 else "")
-        args = parse_argstring(self.repro, line)
+        args = _parse(self.repro, line)
         if args.keep:
             raise UsageError("--keep is for the %%repro cell magic")
         seed, profile, overrides = _settings_args(args)
@@ -137,14 +151,14 @@ class ReproMagics(Magics):
         except (ValueError, TypeError) as exc:
             raise _usage(exc) from None
         if not args.quiet:
-            print(_summary())
+            print(_summary(repro.state()))
         return None
 
     def _subcommand(self, name: str, rest: str) -> Any:
         if name == "profiles":
             if rest.strip():
                 raise UsageError("%repro profiles takes no arguments")
-            return _profiles_table()
+            return table(repro.state().profile)
         if name == "panel":
             if rest.strip():
                 raise UsageError("%repro panel takes no arguments")
@@ -160,17 +174,12 @@ class ReproMagics(Magics):
             print("\n".join(lines) if lines else ok)
             return None
         # export
-        words = shlex.split(rest)
-        pairs: list[str] = []
-        while words:
-            word = words.pop(0)
-            if word in ("--param", "-P") and words:
-                pairs.append(words.pop(0))
-            elif word.startswith("--param="):
-                pairs.append(word.split("=", 1)[1])
-            else:
-                raise UsageError(f"%repro export takes --param key=value ..., got {word!r}")
-        params = _parse_params(pairs)
+        # POSIX splitting, unlike parse_argstring: --param 'note=a "b"' loses its outer quotes.
+        try:
+            argv = shlex.split(rest)
+        except ValueError as exc:
+            raise _usage(exc) from None
+        params = _parse_params(_export_arguments.parser.parse_args(argv).param)
         try:
             source = repro.config_cell(params or None)
         except (ValueError, TypeError) as exc:
@@ -188,29 +197,21 @@ class ReproMagics(Magics):
         re-running the cell gives the same output whatever ran before it.
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.repro, line)
+        args = _parse(self.repro, line)
         seed, profile, overrides = _settings_args(args)
-        if seed is None and repro.state().seed is None:
-            seed = _session.fresh_seed()
-            print(f"repro: no session seed, this cell runs with seed {seed}")
         try:
+            seed, drawn = _session.effective_seed(seed)
             if args.keep:
                 repro.setup(seed, profile, **overrides)
-                context: Any = _nullcontext()
+                context: Any = contextlib.nullcontext()
             else:
                 context = repro.scope(seed, profile, **overrides)
         except (ValueError, TypeError) as exc:
             raise _usage(exc) from None
+        if drawn:
+            print(f"repro: no session seed, this cell runs with seed {seed}")
         with context:
             _run_cell(self.shell, line, cell)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _run_cell(shell: Any, line: str, cell: str) -> None:
@@ -236,79 +237,16 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
     except Exception as exc:
         etype, value, tb = sys.exc_info()
         # Start at the user's frame: the lines above are repro's, not theirs.
-        stb = shell.InteractiveTB.structured_traceback(
-            etype, value, tb.tb_next or tb, tb_offset=0
-        )
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)
         # Exceptions without a __dict__ keep IPython's own rendering.
         with contextlib.suppress(AttributeError):
             exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]
         raise
 
 
-def _summary() -> str:
-    st = repro.state()
-    seeded = [s.stream for s in st.sources if s.imported and s.seed is not None]
-    later = sorted({s.framework for s in st.sources if not s.imported})
-    parts = [f"repro: seed {st.seed}", f"profile {st.profile_label}"]
-    if seeded:
-        parts.append("seeded " + ", ".join(seeded))
-    if later and st.seed is not None:
-        parts.append("on import: " + ", ".join(later))
-    text = " · ".join(parts)
-    if not st.hash_fixed:
-        text += "\n      str hashing is randomized in this kernel: see %repro for the fix"
+def _summary(st: repro.State) -> str:
+    """What ``%repro 42`` prints: the state's one line, and where to look if it warns."""
+    text = f"repro: {st.summary(sources=True)}"
+    if st.warnings:
+        text += "\n      %repro shows the warnings, each with its fix"
     return text
-
-
-class _Table:
-    def __init__(self, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
-        self.rows, self.header = rows, header
-
-    def __repr__(self) -> str:
-        table = [self.header, *self.rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(self.header))]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        return "\n".join(fmt.format(*r) for r in table)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.header)
-        body = "".join(
-            "<tr>"
-            + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in r)
-            + "</tr>"
-            for r in self.rows
-        )
-        return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _profiles_table() -> _Table:
-    current = repro.state().profile
-    rows = []
-    for p in repro.profiles():
-        s = p.settings
-        rows.append(
-            (
-                ("● " if p.name == current else "  ") + p.name,
-                p.meant_for,
-                p.trade,
-                f"deterministic={s.cudnn_deterministic} benchmark={s.cudnn_benchmark} "
-                f"algorithms={s.deterministic_algorithms} tf32={s.matmul_tf32}/{s.cudnn_tf32}",
-            )
-        )
-    return _Table(rows, ("profile", "meant for", "trade", "flags"))
-
-
-def load(shell: Any) -> None:
-    """Register the magics on ``shell`` (idempotent)."""
-    shell.register_magics(ReproMagics)
-
-
-def unload(shell: Any) -> None:
-    """Remove the magics and any panel callbacks from ``shell``."""
-    for kind in ("line", "cell"):
-        shell.magics_manager.magics[kind].pop("repro", None)
-    panel = sys.modules.get("repro._panel")
-    if panel is not None and hasattr(panel, "unload"):
-        panel.unload(shell)

@@ -24,97 +24,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from repro import _session
+from repro import _extension, _session
 from repro._profiles import Profile, profiles
-from repro._state import SETTING_LABELS, State, state
+from repro._state import CSS, State, head_html, settings_html, sources_html, state, warnings_html
 
-__all__ = [
-    "Panel",
-    "panel",
-    "profile_hint",
-    "setting_rows",
-    "source_rows",
-    "summary",
-    "unload",
-]
-
-# --- what the panel says (pure: a State in, text out) -------------------------------
-
-#: A stream's status, for people: (word, tooltip).
-_STATUS = {
-    "fresh": "untouched since seeding: the next draw is the seed's first",
-    "moved": "random numbers were drawn since seeding",
-    "not seeded": "imported, but no seed was applied yet",
-    "seeded on import": "not imported yet; repro seeds it when it is imported",
-    "not imported": "not imported yet",
-}
-
-#: Settings shown in one row together (cuDNN's availability and version).
-_FOLDED = ("cudnn_available", "cudnn_version")
-
-
-def source_rows(st: State) -> list[tuple[str, str, str, str]]:
-    """One row per source of randomness: (stream, seed, fingerprint, status).
-
-    Status is one of ``fresh``, ``moved``, ``not seeded``, ``seeded on import``
-    and ``not imported`` (see ``_STATUS`` for what each means).
-    """
-    rows = []
-    for s in st.sources:
-        if not s.imported:
-            status = "seeded on import" if st.seed is not None else "not imported"
-            rows.append((s.stream, "–", "–", status))
-            continue
-        status = {None: "not seeded", True: "moved", False: "fresh"}[s.moved]
-        rows.append(
-            (s.stream, "–" if s.seed is None else str(s.seed), s.fingerprint or "–", status)
-        )
-    return rows
-
-
-def _flag(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    return str(value)
-
-
-def setting_rows(st: State) -> list[tuple[str, str]]:
-    """The backend settings as (label, value) rows, in the order a PyTorch user reads them.
-
-    cuDNN's availability and version share a row; ``CUBLAS_WORKSPACE_CONFIG`` and
-    whether ``str`` hashing is fixed in this kernel come last.
-    """
-    settings = dict(st.settings)
-    rows: list[tuple[str, str]] = []
-    if "cudnn_available" in settings:
-        version = settings.get("cudnn_version")
-        available = settings["cudnn_available"]
-        rows.append(("cuDNN", f"available, v{version}" if available else "not available"))
-    for key, value in settings.items():
-        if key not in _FOLDED:
-            rows.append((SETTING_LABELS.get(key, key), _flag(value)))
-    if not settings:
-        rows.append(("torch flags", "set when torch is imported"))
-    for name, value in st.environ.items():
-        rows.append((name, "unset" if value is None else value))
-    if st.hash_fixed:
-        rows.append(("str hashing", f"fixed (PYTHONHASHSEED={st.hash_seed})"))
-    else:
-        rows.append(("str hashing", "randomized in this kernel"))
-    return rows
-
-
-def summary(st: State) -> str:
-    """One line: seed, profile and whether anything stands in the way (``⚠ 2 warnings``)."""
-    seed = "none" if st.seed is None else str(st.seed)
-    verdict = (
-        f"⚠ {len(st.warnings)} warning{'s' if len(st.warnings) != 1 else ''}"
-        if st.warnings
-        else ("✓ reproducible" if st.seed is not None else "not seeded")
-    )
-    return f"seed {seed} · profile {st.profile_label} · {verdict}"
+__all__ = ["Panel", "panel", "profile_hint"]
 
 
 def profile_hint(profile: Profile | None) -> str:
@@ -123,98 +37,6 @@ def profile_hint(profile: Profile | None) -> str:
         return "no profile: torch's backend flags are left as they are"
     trade = f" · {profile.trade}" if profile.trade else ""
     return f"{profile.name}: {profile.meant_for}{trade}"
-
-
-# --- drawing (HTML strings; the CSS uses JupyterLab's theme variables) -----------------
-
-_CSS = """
-<style>
-.repro-panel { font-family: var(--jp-ui-font-family, sans-serif);
-  font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, inherit);
-  background: var(--jp-layout-color1, transparent);
-  border: 1px solid var(--jp-border-color2, #ccc); border-radius: 4px;
-  padding: 6px 10px 8px; max-width: 860px; box-sizing: border-box; }
-.repro-panel .repro-head { display: flex; align-items: baseline; gap: 10px; }
-.repro-panel .repro-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 14px); }
-.repro-panel .repro-summary { color: var(--jp-ui-font-color2, #555); }
-.repro-panel .repro-ok { color: var(--jp-success-color1, #2e7d32); }
-.repro-panel .repro-bad { color: var(--jp-warn-color0, #b45309); font-weight: 600; }
-.repro-panel .repro-label { color: var(--jp-ui-font-color2, #555); min-width: 52px; }
-.repro-panel .repro-hint { color: var(--jp-ui-font-color2, #555); padding-left: 60px;
-  font-size: var(--jp-ui-font-size0, 11px); margin: -2px 0 4px; }
-.repro-panel table { border-collapse: collapse; }
-.repro-panel th { text-align: left; font-weight: 600; color: var(--jp-ui-font-color2, #555);
-  border-bottom: 1px solid var(--jp-border-color2, #ccc); padding: 2px 12px 2px 0; }
-.repro-panel td { padding: 1px 12px 1px 0; vertical-align: top; white-space: nowrap; }
-.repro-panel h4 { margin: 4px 0 2px; font-size: var(--jp-ui-font-size1, 13px);
-  font-weight: 600; color: var(--jp-ui-font-color1, inherit); }
-.repro-panel code, .repro-panel pre { font-family: var(--jp-code-font-family, monospace);
-  font-size: var(--jp-code-font-size, 12px); }
-.repro-panel .repro-moved { color: var(--jp-ui-font-color2, #555); }
-.repro-panel .repro-fresh { color: var(--jp-success-color1, #2e7d32); }
-.repro-panel .repro-unseeded { color: var(--jp-warn-color0, #b45309); }
-.repro-panel .repro-muted { color: var(--jp-ui-font-color3, #888); }
-.repro-panel .repro-tables { gap: 24px; flex-wrap: wrap; align-items: flex-start; }
-.repro-panel ul.repro-warnings { margin: 4px 0 2px; padding-left: 18px;
-  color: var(--jp-warn-color0, #b45309); white-space: normal; }
-.repro-panel ul.repro-warnings li { margin: 1px 0; }
-.repro-panel .repro-status { min-height: 1.3em; color: var(--jp-ui-font-color2, #555); }
-.repro-panel .repro-error { color: var(--jp-error-color1, #c62828); white-space: pre-wrap; }
-.repro-panel pre.repro-code { max-height: 220px; overflow: auto; margin: 4px 0 0;
-  padding: 6px 8px; background: var(--jp-cell-editor-background, #f7f7f7);
-  border: 1px solid var(--jp-border-color2, #ccc); border-radius: 2px;
-  color: var(--jp-content-font-color1, inherit); user-select: text; }
-</style>
-"""
-
-_STATUS_CLASS = {
-    "fresh": "repro-fresh",
-    "moved": "repro-moved",
-    "not seeded": "repro-unseeded",
-    "seeded on import": "repro-muted",
-    "not imported": "repro-muted",
-}
-
-
-def _sources_html(st: State) -> str:
-    e = html.escape
-    body = "".join(
-        f"<tr><td>{e(stream)}</td><td><code>{e(seed)}</code></td>"
-        f"<td><code class='repro-fingerprint'>{e(fp)}</code></td>"
-        f"<td class='{_STATUS_CLASS[status]}' title='{e(_STATUS[status])}'>{e(status)}</td></tr>"
-        for stream, seed, fp, status in source_rows(st)
-    )
-    return (
-        "<h4>Sources of randomness</h4><table class='repro-sources'>"
-        "<tr><th>source</th><th>seed</th><th>fingerprint</th><th>since seeding</th></tr>"
-        f"{body}</table>"
-    )
-
-
-def _settings_html(st: State) -> str:
-    e = html.escape
-    body = "".join(
-        f"<tr><td>{e(label)}</td><td><code>{e(value)}</code></td></tr>"
-        for label, value in setting_rows(st)
-    )
-    return f"<h4>Backend settings</h4><table class='repro-settings'>{body}</table>"
-
-
-def _warnings_html(st: State) -> str:
-    if not st.warnings:
-        return ""
-    items = "".join(f"<li>{html.escape(w)}</li>" for w in st.warnings)
-    return f"<ul class='repro-warnings'>{items}</ul>"
-
-
-def _head_html(st: State) -> str:
-    text = html.escape(summary(st))
-    css = "repro-bad" if st.warnings else ("repro-ok" if st.seed is not None else "repro-summary")
-    seed, _, verdict = text.rpartition(" · ")
-    return (
-        "<div class='repro-head'><span class='repro-title'>repro</span>"
-        f"<span class='repro-summary'>{seed} · <span class='{css}'>{verdict}</span></span></div>"
-    )
 
 
 # --- the export bridge --------------------------------------------------------------
@@ -323,7 +145,7 @@ class Panel(widgets.VBox):
         tables.add_class("repro-tables")
         super().__init__(
             [
-                widgets.HTML(_CSS, layout=widgets.Layout(display="none")),
+                widgets.HTML(CSS, layout=widgets.Layout(display="none")),
                 self.header,
                 widgets.HBox([self.seed_text, self.apply_button, self.random_button]),
                 self.profile_buttons,
@@ -357,7 +179,7 @@ class Panel(widgets.VBox):
         return True
 
     def _draw(self, st: State, registered: tuple[Profile, ...]) -> None:
-        self.header.value = _head_html(st)
+        self.header.value = head_html(st)
         if st.seed != self._drawn_seed or self._drawn is None:
             # Only when the seed changed: a cell finishing must not wipe what is being typed.
             self.seed_text.value = "" if st.seed is None else str(st.seed)
@@ -373,9 +195,9 @@ class Panel(widgets.VBox):
         if st.overrides:
             hint += " · " + html.escape(", ".join(f"{k}={v}" for k, v in st.overrides.items()))
         self.hint.value = hint
-        self.sources.value = _sources_html(st)
-        self.settings.value = _settings_html(st)
-        self.warnings.value = _warnings_html(st)
+        self.sources.value = sources_html(st)
+        self.settings.value = settings_html(st)
+        self.warnings.value = warnings_html(st)
         # The status line tells what just happened; once the kernel moves on, it is old news.
         self.status.value = ""
 
@@ -391,7 +213,7 @@ class Panel(widgets.VBox):
     def _on_session_change(self) -> None:
         # While a cell runs, post_run_cell refreshes once at its end: a loop that
         # reseeds thousands of times must not redraw thousands of times.
-        if not _hooks.executing:
+        if not _extension.cell_running():
             self._safely(self.refresh)
 
     def _safely(self, action: Callable[[], Any]) -> None:
@@ -472,7 +294,7 @@ class Panel(widgets.VBox):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        _hooks.forget(self)
+        _live.forget(self)
         if reason is not None and not self._closed:
             for control in (
                 self.seed_text,
@@ -500,28 +322,25 @@ def _descendants(box: widgets.Box) -> Iterator[widgets.Widget]:
         yield child
 
 
-# --- IPython events: registered once per shell, removed in unload -------------------
+# --- the live panels: one refresh after each cell, all detached when repro unloads ---------
 
 
-class _Hooks:
-    """The live panels, the IPython callbacks that refresh them, and the export bridge."""
+class _Live:
+    """The live panels and the export bridge they share."""
 
     def __init__(self) -> None:
         self.panels: list[Panel] = []
-        self.shell: Any = None
-        #: whether a cell is running (its end refreshes the panels)
-        self.executing = False
         self.bridge: _Bridge | None = None
         self.bridge_tried = False
+        self.subscriptions: list[Callable[[], None]] = []
 
     def add(self, p: Panel) -> None:
+        if not self.subscriptions:
+            self.subscriptions = [
+                _extension.on_cell_end(self.refresh_all),
+                _extension.on_unload(self.unload),
+            ]
         self.panels.append(p)
-        shell = _ipython()
-        if shell is not None and shell is not self.shell:
-            self.unhook()
-            shell.events.register("pre_run_cell", self.pre_run_cell)
-            shell.events.register("post_run_cell", self.post_run_cell)
-            self.shell = shell
 
     def forget(self, p: Panel) -> None:
         if p in self.panels:
@@ -534,12 +353,8 @@ class _Hooks:
             self.bridge = _make_bridge()
         return self.bridge
 
-    def pre_run_cell(self, info: Any) -> None:
-        self.executing = True
-
-    def post_run_cell(self, result: Any) -> None:
-        # A flag, not a depth count: an empty cell fires post_run_cell without pre_run_cell.
-        self.executing = False
+    def refresh_all(self) -> None:
+        """After a cell: one snapshot, drawn by every panel that differs from it."""
         if not self.panels:
             return
         try:
@@ -551,19 +366,21 @@ class _Hooks:
         for p in list(self.panels):
             p._safely(lambda p=p: p.refresh(snapshot))
 
-    def unhook(self) -> None:
-        if self.shell is not None:
-            for name, callback in (
-                ("pre_run_cell", self.pre_run_cell),
-                ("post_run_cell", self.post_run_cell),
-            ):
-                if callback in self.shell.events.callbacks[name]:
-                    self.shell.events.unregister(name, callback)
-        self.shell = None
-        self.executing = False
+    def unload(self) -> None:
+        """The extension was unloaded: every panel stops following the kernel."""
+        for p in list(self.panels):
+            p.detach(
+                "repro was unloaded (%unload_ext repro): this panel no longer follows the kernel"
+            )
+        for unsubscribe in self.subscriptions:
+            unsubscribe()
+        self.subscriptions = []
+        if self.bridge is not None:
+            self.bridge.close()
+        self.bridge, self.bridge_tried = None, False
 
 
-_hooks = _Hooks()
+_live = _Live()
 
 
 def _ipython() -> Any:
@@ -583,18 +400,9 @@ def panel() -> Panel:
     after every cell and whenever the seed or profile changes; ``close()`` it to
     stop that. Several panels stay in sync.
     """
-    p = Panel(bridge=_hooks.get_bridge())
-    _hooks.add(p)
+    shell = _ipython()
+    if shell is not None:
+        _extension.hook(shell)  # refreshing after each cell needs the cell callbacks
+    p = Panel(bridge=_live.get_bridge())
+    _live.add(p)
     return p
-
-
-def unload(shell: Any) -> None:
-    """``%unload_ext repro``: remove the cell callbacks and detach every panel from the kernel."""
-    for p in list(_hooks.panels):
-        p.detach("repro was unloaded (%unload_ext repro): this panel no longer follows the kernel")
-    if shell is _hooks.shell or shell is None:
-        _hooks.unhook()
-    if _hooks.bridge is not None:
-        _hooks.bridge.close()
-    _hooks.bridge = None
-    _hooks.bridge_tried = False

@@ -9,16 +9,21 @@ default), so switching profiles gives the same flags whatever ran before.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 __all__ = [
     "ALGORITHMS",
     "Profile",
+    "ProfileTable",
     "Settings",
+    "choose",
     "get_profile",
     "profiles",
     "register_profile",
+    "resolve",
+    "table",
     "unregister_profile",
 ]
 
@@ -76,6 +81,12 @@ class Profile:
     def __str__(self) -> str:
         return f"{self.name}: {self.meant_for} ({self.trade})"
 
+    def overrides_for(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The overrides that turn this profile into ``settings`` (flags that differ, only)."""
+        wanted = self.settings.with_overrides(**settings).as_dict()
+        base = self.settings.as_dict()
+        return {k: v for k, v in wanted.items() if v != base[k]}
+
 
 _PROFILES: dict[str, Profile] = {}
 
@@ -130,6 +141,92 @@ def profiles() -> tuple[Profile, ...]:
     return tuple(_PROFILES.values())
 
 
+class ProfileTable:
+    """The profiles as a table (what ``%repro profiles`` shows), the active one marked ●."""
+
+    header = ("profile", "meant for", "trade", "flags")
+
+    def __init__(self, rows: list[tuple[str, str, str, str]]) -> None:
+        self.rows = rows
+
+    def __repr__(self) -> str:
+        table = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.header))]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        return "\n".join(fmt.format(*r).rstrip() for r in table)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        def row(cells: tuple[str, ...], tag: str) -> str:
+            inner = "".join(
+                f"<{tag} style='text-align:left'>{html.escape(c)}</{tag}>" for c in cells
+            )
+            return f"<tr>{inner}</tr>"
+
+        return f"<table>{row(self.header, 'th')}{''.join(row(r, 'td') for r in self.rows)}</table>"
+
+
+def table(active: str | None = None) -> ProfileTable:
+    """Every registered profile with what it is meant for, what it trades and its flags."""
+    rows = []
+    for p in profiles():
+        s = p.settings
+        flags = (
+            f"deterministic={s.cudnn_deterministic} benchmark={s.cudnn_benchmark} "
+            f"algorithms={s.deterministic_algorithms} tf32={s.matmul_tf32}/{s.cudnn_tf32}"
+        )
+        rows.append((("● " if p.name == active else "  ") + p.name, p.meant_for, p.trade, flags))
+    return ProfileTable(rows)
+
+
+def choose(
+    profile: str | None = None,
+    *,
+    deterministic: bool = False,
+    warn_only: bool = False,
+    algorithms: str | None = None,
+) -> tuple[str | None, dict[str, Any]]:
+    """The profile and overrides that the short flags mean: ``--deterministic`` is ``debug``,
+    ``--warn-only`` is ``deterministic_algorithms="warn"``.
+
+    A ``ValueError`` if two flags contradict each other (``-d -p production``).
+    """
+    if deterministic and profile and profile != "debug":
+        raise ValueError("--deterministic means --profile debug; give one or the other")
+    if warn_only and algorithms and algorithms != "warn":
+        raise ValueError("--warn-only means --algorithms warn; give one or the other")
+    overrides: dict[str, Any] = {}
+    if warn_only or algorithms:
+        overrides["deterministic_algorithms"] = "warn" if warn_only else algorithms
+    return ("debug" if deterministic else profile), overrides
+
+
+def resolve(
+    profile: str | None,
+    overrides: Mapping[str, Any],
+    current: tuple[str | None, Mapping[str, Any]] = (None, {}),
+) -> tuple[Profile | None, Settings | None, dict[str, Any]]:
+    """How a profile combines with overrides: ``(profile, its settings, the overrides kept)``.
+
+    Overrides without a profile adjust ``current`` (the session's profile and
+    overrides); with no current profile that is a ``ValueError``. Nothing given:
+    ``(None, None, {})``. Unknown names and flags raise before anything changes.
+    """
+    if profile is None and overrides:
+        active, kept = current
+        if active is None:
+            raise ValueError(
+                f"setting {', '.join(overrides)} needs a profile: pass profile='debug' "
+                "(or another) with it"
+            )
+        profile, overrides = active, {**kept, **overrides}
+    if profile is None:
+        return None, None, {}
+    chosen = get_profile(profile)
+    return chosen, chosen.settings.with_overrides(**overrides), dict(overrides)
+
+
 register_profile(
     "debug",
     "development: finding nondeterminism",
@@ -145,12 +242,8 @@ register_profile(
     "final",
     "reported results",
     "slow, bit-exact; warns on nondeterministic ops",
-    cudnn_deterministic=True,
-    cudnn_benchmark=False,
+    base="debug",
     deterministic_algorithms="warn",
-    matmul_tf32=False,
-    cudnn_tf32=False,
-    fill_uninitialized_memory=True,
 )
 register_profile(
     "search",

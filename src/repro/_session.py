@@ -4,39 +4,45 @@
 the magics, the panel and scripts all call them. A framework that is not yet
 imported is seeded (and switched to the profile's flags) when it is imported,
 through a post-import hook, so ``import repro`` never imports torch.
+
+Every change checks all of its arguments first, then applies all or nothing, under
+one lock: a panel callback arriving from another thread while a cell changes the
+state applies before or after that change, never in the middle of it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import numbers
 import os
-import secrets
+import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import wrapt
 
 from repro import frameworks as _frameworks
-from repro._profiles import Profile, Settings, get_profile
+from repro._profiles import Profile, Settings, get_profile, resolve
+from repro._seed import check_seed, fresh_seed
 from repro.frameworks import Framework
 
 __all__ = [
     "ENV_VARS",
-    "SEED_LIMIT",
-    "check_seed",
+    "Session",
+    "Snapshot",
+    "apply",
     "current",
+    "effective_seed",
+    "lock",
+    "reset",
     "scope",
     "seed",
     "setup",
+    "snapshot",
     "subscribe",
     "use_profile",
 ]
-
-#: Seeds are integers in ``range(SEED_LIMIT)``: what NumPy's legacy seeding accepts.
-SEED_LIMIT = 2**32
 
 #: The environment variables repro may set, and that ``scope`` therefore saves and restores.
 ENV_VARS = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "REPRO_SEED")
@@ -62,7 +68,7 @@ class Session:
     generation: int = 0
 
     def copy(self) -> Session:
-        """An independent copy (for scope's snapshot)."""
+        """An independent copy (for a snapshot)."""
         return Session(
             self.seed,
             self.profile,
@@ -77,6 +83,8 @@ class Session:
 
 
 _session = Session()
+#: Held by every change and by every read of the whole state (``repro.state()``).
+lock = threading.RLock()
 _listeners: list[Callable[[], None]] = []
 _watched: set[str] = set()
 
@@ -106,23 +114,18 @@ def _changed() -> None:
             warnings.warn(f"repro: a state listener failed: {exc!r}", RuntimeWarning, stacklevel=3)
 
 
-def check_seed(seed: Any) -> int:
-    """``seed`` as an int if ``0 <= seed < 2**32``, else a ``TypeError``/``ValueError``."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"seed must be an integer with 0 <= seed < 2**32, got {type(seed).__name__} {seed!r}"
-        )
-    value = int(seed)
-    if not 0 <= value < SEED_LIMIT:
-        raise ValueError(
-            f"seed must be an integer with 0 <= seed < 2**32 (4294967296), got {value}"
-        )
-    return value
+def effective_seed(seed: Any = None) -> tuple[int, bool]:
+    """The seed a seeded block runs with, and whether it was drawn just now.
 
-
-def fresh_seed() -> int:
-    """A new seed from the operating system's entropy."""
-    return secrets.randbits(32)
+    ``seed`` if given (checked), else the session's seed, else a fresh one from
+    the OS (``drawn`` is then True, so the caller can print or warn that it will
+    not repeat).
+    """
+    if seed is not None:
+        return check_seed(seed), False
+    if _session.seed is not None:
+        return _session.seed, False
+    return fresh_seed(), True
 
 
 # --- deferred seeding -------------------------------------------------------------
@@ -139,16 +142,17 @@ def _sync(fw: Framework, session: Session) -> None:
 
 
 def _on_import(module: Any) -> None:
-    for fw in _frameworks.frameworks():
-        if fw.module == module.__name__:
-            try:
-                _sync(fw, _session)
-            except Exception as exc:  # never break the user's import
-                warnings.warn(
-                    f"repro: could not seed {fw.label} at import: {exc!r}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+    with lock:
+        for fw in _frameworks.frameworks():
+            if fw.module == module.__name__:
+                try:
+                    _sync(fw, _session)
+                except Exception as exc:  # never break the user's import
+                    warnings.warn(
+                        f"repro: could not seed {fw.label} at import: {exc!r}",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
     _changed()
 
 
@@ -183,16 +187,17 @@ def _seed_all(value: int) -> None:
 def _apply_to(
     live: tuple[Framework, ...] | list[Framework], settings: Settings, session: Session
 ) -> None:
+    flags = settings.as_dict()
     saved = [(fw, fw.read_settings()) for fw in live]
     env = {name: os.environ.get(name) for name in ENV_VARS}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for fw in live:
-                fw.apply_settings(settings)
+                fw.apply_settings(flags)
     except BaseException:
-        for fw, flags in saved:
-            fw.restore_settings(flags)
+        for fw, before in saved:
+            fw.restore_settings(before)
         _restore_env(env)
         raise
     for w in caught:
@@ -202,7 +207,7 @@ def _apply_to(
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _restore_env(env: dict[str, str | None]) -> None:
+def _restore_env(env: Mapping[str, str | None]) -> None:
     for name, value in env.items():
         if value is None:
             os.environ.pop(name, None)
@@ -210,28 +215,48 @@ def _restore_env(env: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
-def _resolve(
-    seed: Any, profile: str | None, overrides: dict[str, Any]
-) -> tuple[int | None, Profile | None, Settings | None, dict[str, Any]]:
-    """Check every argument before anything changes; overrides alone adjust the current profile."""
-    value = None if seed is None else check_seed(seed)
-    if profile is None and overrides:
-        if _session.profile is None:
-            raise ValueError(
-                f"setting {', '.join(overrides)} needs a profile: pass profile='debug' "
-                "(or another) with it"
-            )
-        profile = _session.profile
-        overrides = {**_session.overrides, **overrides}
-    if profile is None:
-        return value, None, None, {}
-    chosen = get_profile(profile)
-    return value, chosen, chosen.settings.with_overrides(**overrides), dict(overrides)
-
-
 def _use(chosen: Profile, settings: Settings, overrides: dict[str, Any]) -> None:
     _apply_to(_frameworks.loaded(), settings, _session)
     _session.profile, _session.overrides, _session.settings = chosen.name, overrides, settings
+
+
+_KEEP: Any = object()
+
+
+def apply(
+    seed: Any = None,
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config: Any = _KEEP,
+) -> int | None:
+    """The one way the session changes: check everything, then profile and seed, all or nothing.
+
+    ``seed`` ``None`` keeps the seed; ``profile`` ``None`` with overrides adjusts the
+    current profile; ``config`` (a checked config dict) is remembered for
+    ``repro.check()`` once the rest has applied. Returns the session's seed.
+    """
+    with lock:
+        value = None if seed is None else check_seed(seed)
+        chosen, settings, kept = resolve(
+            profile, dict(overrides or {}), (_session.profile, _session.overrides)
+        )
+        before = snapshot() if chosen is not None and value is not None else None
+        try:
+            if chosen is not None and settings is not None:
+                _use(chosen, settings, kept)
+            if value is not None:
+                _seed_all(value)
+        except BaseException:
+            if before is not None:
+                before.restore(notify=False)
+            raise
+        if config is not _KEEP:
+            _session.config = config
+        _watch()
+        result = _session.seed
+    _changed()
+    return result
 
 
 def seed(seed: int | None = None) -> int:
@@ -246,8 +271,9 @@ def seed(seed: int | None = None) -> int:
     Returns the seed, so that a drawn one can be pinned.
     """
     value = fresh_seed() if seed is None else check_seed(seed)
-    _seed_all(value)
-    _watch()
+    with lock:
+        _seed_all(value)
+        _watch()
     _changed()
     return value
 
@@ -259,9 +285,7 @@ def use_profile(name: str, **overrides: Any) -> Profile:
     imported later get the same flags at their import. Returns the profile.
     """
     chosen = get_profile(name)
-    _use(chosen, chosen.settings.with_overrides(**overrides), dict(overrides))
-    _watch()
-    _changed()
+    apply(None, name, overrides)
     return chosen
 
 
@@ -272,14 +296,7 @@ def setup(seed: int | None = None, profile: str | None = None, **overrides: Any)
     ``None`` seed or profile leaves that part as it is; overrides without a
     profile adjust the current profile. Returns the session's seed.
     """
-    value, chosen, settings, merged = _resolve(seed, profile, overrides)
-    if chosen is not None and settings is not None:
-        _use(chosen, settings, merged)
-    if value is not None:
-        _seed_all(value)
-    _watch()
-    _changed()
-    return _session.seed
+    return apply(seed, profile, overrides)
 
 
 @contextlib.contextmanager
@@ -292,60 +309,83 @@ def scope(seed: int | None = None, profile: str | None = None, **overrides: Any)
     an exception or ``KeyboardInterrupt``. CUDA generators are saved only if
     CUDA is already initialised: entering a scope never starts a GPU. Yields the seed.
     """
-    value, chosen, settings, merged = _resolve(seed, profile, overrides)
-    if value is None:
-        value = _session.seed if _session.seed is not None else fresh_seed()
-    snapshot = _Snapshot.take()
+    with lock:
+        chosen, settings, kept = resolve(profile, overrides, (_session.profile, _session.overrides))
+        value, _ = effective_seed(seed)
+        saved = snapshot()
+        try:
+            if chosen is not None and settings is not None:
+                _use(chosen, settings, kept)
+            _seed_all(value)
+            _watch()
+        except BaseException:
+            saved.restore(notify=False)
+            raise
+    _changed()
     try:
-        if chosen is not None and settings is not None:
-            _use(chosen, settings, merged)
-        _seed_all(value)
-        _watch()
-        _changed()
         yield value
     finally:
-        snapshot.restore()
+        saved.restore()
 
 
 @dataclass
-class _Snapshot:
+class Snapshot:
+    """Everything repro may change, saved: the session, each framework's RNG state and flags,
+    and repro's environment variables. :meth:`restore` puts it all back."""
+
     session: Session
     states: list[tuple[Framework, Any, dict[str, Any]]]
     env: dict[str, str | None]
 
-    @classmethod
-    def take(cls) -> _Snapshot:
-        states = [(fw, fw.get_state(), fw.read_settings()) for fw in _frameworks.loaded()]
-        return cls(_session.copy(), states, {name: os.environ.get(name) for name in ENV_VARS})
+    def restore(self, *, notify: bool = True) -> None:
+        """Put back what was saved; a framework imported since is left as if imported under it.
 
-    def restore(self) -> None:
-        global _session
+        Every part is attempted; a ``RuntimeError`` afterwards lists what could not be restored.
+        """
         errors: list[BaseException] = []
-        before = {fw.name for fw, _, _ in self.states}
-        for fw, state, flags in self.states:
-            try:
-                fw.set_state(state)
-                fw.restore_settings(flags)
-            except Exception as exc:
-                errors.append(exc)
-        outer = self.session
-        for fw in _frameworks.loaded():
-            if fw.name in before:
-                continue
-            # Imported inside the scope: leave it as if imported under the outer session.
-            try:
-                if outer.seed is None:
-                    fw.reset()
-                else:
-                    fw.seed(outer.seed)
-                    outer.seeds[fw.name] = outer.seed
-                    outer.marks.update(fw.fingerprints())
-                fw.apply_settings(outer.settings or Settings())
-            except Exception as exc:
-                errors.append(exc)
-        _restore_env(self.env)
-        outer.generation = _session.generation
-        _session.__dict__.update(outer.__dict__)
-        _changed()
+        with lock:
+            before = {fw.name for fw, _, _ in self.states}
+            for fw, state, flags in self.states:
+                try:
+                    fw.set_state(state)
+                    fw.restore_settings(flags)
+                except Exception as exc:
+                    errors.append(exc)
+            outer = self.session.copy()
+            for fw in _frameworks.loaded():
+                if fw.name in before:
+                    continue
+                # Imported inside the scope: leave it as if imported under the outer session.
+                try:
+                    if outer.seed is None:
+                        fw.reset()
+                    else:
+                        fw.seed(outer.seed)
+                        outer.seeds[fw.name] = outer.seed
+                        outer.marks.update(fw.fingerprints())
+                    fw.apply_settings((outer.settings or Settings()).as_dict())
+                except Exception as exc:
+                    errors.append(exc)
+            _restore_env(self.env)
+            outer.generation = _session.generation
+            _session.__dict__.update(outer.__dict__)
+        if notify:
+            _changed()
         if errors:
             raise RuntimeError(f"repro: could not restore everything: {errors!r}") from errors[0]
+
+
+def snapshot() -> Snapshot:
+    """Save everything repro may change (see :class:`Snapshot`); never starts a GPU."""
+    with lock:
+        states = [(fw, fw.get_state(), fw.read_settings()) for fw in _frameworks.loaded()]
+        return Snapshot(_session.copy(), states, {name: os.environ.get(name) for name in ENV_VARS})
+
+
+def reset() -> None:
+    """Forget the session's seed, profile and config (RNG states and flags stay as they are)."""
+    with lock:
+        generation = _session.generation
+        _session.__dict__.update(Session().__dict__)
+        _session.generation = generation
+    _changed()

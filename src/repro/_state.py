@@ -9,12 +9,13 @@ import sys
 from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from repro import frameworks as _frameworks
-from repro._session import current
+from repro._seed import SEED_LIMIT
+from repro._session import current, lock
 
-__all__ = ["SETTING_LABELS", "Source", "State", "hash_seed", "state"]
+__all__ = ["SETTING_LABELS", "STATUS", "Source", "SourceRow", "State", "hash_seed", "state"]
 
 #: Backend flags in display order, with the name a PyTorch user knows them by.
 SETTING_LABELS = {
@@ -57,7 +58,7 @@ def hash_seed() -> int | None:
     if not sys.flags.hash_randomization:
         return 0
     raw = _initial_environ().get("PYTHONHASHSEED", "")
-    if raw.isdigit() and int(raw) < 2**32:
+    if raw.isdigit() and int(raw) < SEED_LIMIT:
         return int(raw)
     return None
 
@@ -73,6 +74,15 @@ class Source:
     fingerprint: str | None
     #: True if the state differs from right after seeding; None if it was never seeded.
     moved: bool | None
+
+
+class SourceRow(NamedTuple):
+    """One source of randomness as people read it (every field is display text)."""
+
+    stream: str
+    seed: str
+    fingerprint: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -129,38 +139,78 @@ class State:
             "warnings": list(self.warnings),
         }
 
-    def _source_rows(self) -> list[tuple[str, str, str, str]]:
+    def source_rows(self) -> tuple[SourceRow, ...]:
+        """One row per stream of random numbers: (stream, seed, fingerprint, status).
+
+        The status is a key of :data:`STATUS`: ``fresh``, ``moved``, ``not seeded``,
+        ``seeded on import`` or ``not imported``.
+        """
         rows = []
         for s in self.sources:
             if not s.imported:
-                note = "seeded on import" if self.seed is not None else "not imported"
-                rows.append((s.stream, "–", "–", note))
+                status = "seeded on import" if self.seed is not None else "not imported"
+                rows.append(SourceRow(s.stream, "–", "–", status))
                 continue
-            moved = {None: "not seeded", True: "moved", False: "fresh"}[s.moved]
+            status = {None: "not seeded", True: "moved", False: "fresh"}[s.moved]
             seed = "–" if s.seed is None else str(s.seed)
-            rows.append((s.stream, seed, s.fingerprint or "–", moved))
-        return rows
+            rows.append(SourceRow(s.stream, seed, s.fingerprint or "–", status))
+        return tuple(rows)
 
-    def _setting_rows(self) -> list[tuple[str, str]]:
-        rows = [(SETTING_LABELS.get(k, k), _show(v)) for k, v in self.settings.items()]
+    def setting_rows(self) -> tuple[tuple[str, str], ...]:
+        """The backend settings as (label, value), in the order a PyTorch user reads them.
+
+        cuDNN's availability and version share a row; ``CUBLAS_WORKSPACE_CONFIG`` and
+        whether ``str`` hashing is fixed in this kernel come last.
+        """
+        settings = dict(self.settings)
+        rows: list[tuple[str, str]] = []
+        if "cudnn_available" in settings:
+            available, version = settings["cudnn_available"], settings.get("cudnn_version")
+            rows.append(("cuDNN", f"available, v{version}" if available else "not available"))
+        for key, value in settings.items():
+            if key not in _FOLDED:
+                rows.append((SETTING_LABELS.get(key, key), "–" if value is None else str(value)))
+        if not settings:
+            rows.append(("torch flags", "set when torch is imported"))
         for name, value in self.environ.items():
             rows.append((name, "unset" if value is None else value))
-        rows.append(
-            (
-                "str hashing",
-                f"fixed (PYTHONHASHSEED={self.hash_seed})" if self.hash_fixed else "randomized",
-            )
-        )
-        return rows
+        if self.hash_fixed:
+            rows.append(("str hashing", f"fixed (PYTHONHASHSEED={self.hash_seed})"))
+        else:
+            rows.append(("str hashing", "randomized in this kernel"))
+        return tuple(rows)
+
+    @property
+    def verdict(self) -> str:
+        """``✓ reproducible``, ``⚠ 2 warnings`` or ``not seeded``."""
+        if self.warnings:
+            n = len(self.warnings)
+            return f"⚠ {n} warning{'s' if n != 1 else ''}"
+        return "✓ reproducible" if self.seed is not None else "not seeded"
+
+    def summary(self, sources: bool = False) -> str:
+        """One line: seed, profile, verdict (``seed 42 · profile debug · ✓ reproducible``).
+
+        With ``sources``, also which streams are seeded and which will be at their import.
+        """
+        seed = "none" if self.seed is None else str(self.seed)
+        text = f"seed {seed} · profile {self.profile_label} · {self.verdict}"
+        if sources:
+            rows = self.source_rows()
+            seeded = [r.stream for r in rows if r.status in ("fresh", "moved")]
+            later = [r.stream for r in rows if r.status == "seeded on import"]
+            if seeded:
+                text += " · seeded " + ", ".join(seeded)
+            if later:
+                text += " · on import: " + ", ".join(later)
+        return text
 
     def __str__(self) -> str:
-        seed = "none" if self.seed is None else str(self.seed)
-        lines = [f"repro: seed {seed} · profile {self.profile_label}", "sources:"]
-        for stream, s, fp, moved in self._source_rows():
-            lines.append(f"  {stream:<16} seed {s:<11} {fp:<9} {moved}")
+        lines = [f"repro: {self.summary()}", "sources:"]
+        for stream, seed, fp, status in self.source_rows():
+            lines.append(f"  {stream:<16} seed {seed:<11} {fp:<9} {status}")
         lines.append("settings:")
-        for label, value in self._setting_rows():
-            lines.append(f"  {label:<27} {value}")
+        lines.extend(f"  {label:<27} {value}" for label, value in self.setting_rows())
         if self.warnings:
             lines.append("warnings:")
             lines.extend(f"  ! {w}" for w in self.warnings)
@@ -170,38 +220,119 @@ class State:
         p.text(str(self))
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        cell = "padding:1px 10px 1px 0;text-align:left"
-        head = (
-            f"<div class='repro-state' style='font-family:var(--jp-ui-font-family,sans-serif);"
-            f"font-size:var(--jp-ui-font-size1,13px);color:var(--jp-ui-font-color1,inherit)'>"
-            f"<b>repro</b> · seed <code>{e(str(self.seed))}</code> · profile "
-            f"<code>{e(self.profile_label)}</code>"
-        )
-        sources = "".join(
-            f"<tr><td style='{cell}'>{e(a)}</td><td style='{cell}'>{e(b)}</td>"
-            f"<td style='{cell}'><code>{e(c)}</code></td><td style='{cell}'>{e(d)}</td></tr>"
-            for a, b, c, d in self._source_rows()
-        )
-        settings = "".join(
-            f"<tr><td style='{cell}'>{e(a)}</td><td style='{cell}'><code>{e(b)}</code></td></tr>"
-            for a, b in self._setting_rows()
-        )
-        warn = "".join(
-            f"<li style='color:var(--jp-warn-color0,#b45309)'>{e(w)}</li>" for w in self.warnings
-        )
         return (
-            f"{head}<table style='border-collapse:collapse;margin:4px 0'>"
-            f"<tr><th style='{cell}'>source</th><th style='{cell}'>seed</th>"
-            f"<th style='{cell}'>fingerprint</th><th style='{cell}'></th></tr>{sources}</table>"
-            f"<table style='border-collapse:collapse;margin:4px 0'>{settings}</table>"
-            + (f"<ul style='margin:2px 0;padding-left:18px'>{warn}</ul>" if warn else "")
-            + "</div>"
+            f"{CSS}<div class='repro-panel'>{head_html(self)}"
+            f"<div class='repro-tables' style='display:flex'>{sources_html(self)}"
+            f"{settings_html(self)}</div>{warnings_html(self)}</div>"
         )
 
 
-def _show(value: Any) -> str:
-    return "–" if value is None else str(value)
+#: A stream's status, for people: word -> what it means (the panel's tooltip).
+STATUS = {
+    "fresh": "untouched since seeding: the next draw is the seed's first",
+    "moved": "random numbers were drawn since seeding",
+    "not seeded": "imported, but no seed was applied yet",
+    "seeded on import": "not imported yet; repro seeds it when it is imported",
+    "not imported": "not imported yet",
+}
+
+#: Settings shown in one row together (cuDNN's availability and version).
+_FOLDED = ("cudnn_available", "cudnn_version")
+
+
+# --- the HTML form (the panel draws the same fragments; the CSS uses JupyterLab's theme) ---
+
+CSS = """<style>
+.repro-panel { font-family: var(--jp-ui-font-family, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, inherit);
+  background: var(--jp-layout-color1, transparent);
+  border: 1px solid var(--jp-border-color2, #ccc); border-radius: 4px;
+  padding: 6px 10px 8px; max-width: 860px; box-sizing: border-box; }
+.repro-panel .repro-head { display: flex; align-items: baseline; gap: 10px; }
+.repro-panel .repro-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 14px); }
+.repro-panel .repro-summary { color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-ok { color: var(--jp-success-color1, #2e7d32); }
+.repro-panel .repro-bad { color: var(--jp-warn-color0, #b45309); font-weight: 600; }
+.repro-panel .repro-label { color: var(--jp-ui-font-color2, #555); min-width: 52px; }
+.repro-panel .repro-hint { color: var(--jp-ui-font-color2, #555); padding-left: 60px;
+  font-size: var(--jp-ui-font-size0, 11px); margin: -2px 0 4px; }
+.repro-panel table { border-collapse: collapse; }
+.repro-panel th { text-align: left; font-weight: 600; color: var(--jp-ui-font-color2, #555);
+  border-bottom: 1px solid var(--jp-border-color2, #ccc); padding: 2px 12px 2px 0; }
+.repro-panel td { padding: 1px 12px 1px 0; vertical-align: top; white-space: nowrap;
+  text-align: left; }
+.repro-panel h4 { margin: 4px 0 2px; font-size: var(--jp-ui-font-size1, 13px);
+  font-weight: 600; color: var(--jp-ui-font-color1, inherit); }
+.repro-panel code, .repro-panel pre { font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 12px); }
+.repro-panel .repro-moved { color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-fresh { color: var(--jp-success-color1, #2e7d32); }
+.repro-panel .repro-unseeded { color: var(--jp-warn-color0, #b45309); }
+.repro-panel .repro-muted { color: var(--jp-ui-font-color3, #888); }
+.repro-panel .repro-tables { gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+.repro-panel ul.repro-warnings { margin: 4px 0 2px; padding-left: 18px;
+  color: var(--jp-warn-color0, #b45309); white-space: normal; }
+.repro-panel ul.repro-warnings li { margin: 1px 0; }
+.repro-panel .repro-status { min-height: 1.3em; color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-error { color: var(--jp-error-color1, #c62828); white-space: pre-wrap; }
+.repro-panel pre.repro-code { max-height: 220px; overflow: auto; margin: 4px 0 0;
+  padding: 6px 8px; background: var(--jp-cell-editor-background, #f7f7f7);
+  border: 1px solid var(--jp-border-color2, #ccc); border-radius: 2px;
+  color: var(--jp-content-font-color1, inherit); user-select: text; }
+</style>"""
+
+_STATUS_CLASS = {
+    "fresh": "repro-fresh",
+    "moved": "repro-moved",
+    "not seeded": "repro-unseeded",
+    "seeded on import": "repro-muted",
+    "not imported": "repro-muted",
+}
+
+
+def head_html(st: State) -> str:
+    """The title line: ``repro``, seed, profile and the verdict, coloured."""
+    css = "repro-bad" if st.warnings else ("repro-ok" if st.seed is not None else "repro-summary")
+    seed = "none" if st.seed is None else str(st.seed)
+    return (
+        "<div class='repro-head'><span class='repro-title'>repro</span>"
+        f"<span class='repro-summary'>seed {seed} · profile {html.escape(st.profile_label)} · "
+        f"<span class='{css}'>{html.escape(st.verdict)}</span></span></div>"
+    )
+
+
+def sources_html(st: State) -> str:
+    """The sources of randomness as a table, each status with its meaning as a tooltip."""
+    e = html.escape
+    body = "".join(
+        f"<tr><td>{e(stream)}</td><td><code>{e(seed)}</code></td>"
+        f"<td><code class='repro-fingerprint'>{e(fp)}</code></td>"
+        f"<td class='{_STATUS_CLASS[status]}' title='{e(STATUS[status])}'>{e(status)}</td></tr>"
+        for stream, seed, fp, status in st.source_rows()
+    )
+    return (
+        "<div><h4>Sources of randomness</h4><table class='repro-sources'>"
+        "<tr><th>source</th><th>seed</th><th>fingerprint</th><th>since seeding</th></tr>"
+        f"{body}</table></div>"
+    )
+
+
+def settings_html(st: State) -> str:
+    """The backend settings as a table."""
+    e = html.escape
+    body = "".join(
+        f"<tr><td>{e(label)}</td><td><code>{e(value)}</code></td></tr>"
+        for label, value in st.setting_rows()
+    )
+    return f"<div><h4>Backend settings</h4><table class='repro-settings'>{body}</table></div>"
+
+
+def warnings_html(st: State) -> str:
+    """The warnings, each with its fix, as a list (empty without warnings)."""
+    if not st.warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in st.warnings)
+    return f"<ul class='repro-warnings'>{items}</ul>"
 
 
 def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: bool) -> list[str]:
@@ -228,30 +359,31 @@ def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: b
 
 def state() -> State:
     """Snapshot the kernel now. Never imports a framework and never initialises CUDA."""
-    session = current()
-    sources: list[Source] = []
-    settings: dict[str, Any] = {}
-    for fw in _frameworks.frameworks():
-        if not fw.imported:
-            sources.append(Source(fw.name, fw.label, False, None, None, None))
-            continue
-        seed = session.seeds.get(fw.name)
-        for stream, fp in fw.fingerprints().items():
-            mark = session.marks.get(stream)
-            moved = None if seed is None or mark is None else mark != fp
-            sources.append(Source(fw.name, stream, True, seed, fp, moved))
-        settings.update(fw.read_settings())
-    environ = {"CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
-    seed_fixed = hash_seed()
-    warnings = _warnings(settings, environ, seed_fixed is not None)
-    warnings += [n for n in session.notes if n not in warnings]
-    return State(
-        seed=session.seed,
-        profile=session.profile,
-        overrides=MappingProxyType(dict(session.overrides)),
-        sources=tuple(sources),
-        settings=MappingProxyType(settings),
-        environ=MappingProxyType(environ),
-        hash_seed=seed_fixed,
-        warnings=tuple(warnings),
-    )
+    with lock:
+        session = current()
+        sources: list[Source] = []
+        settings: dict[str, Any] = {}
+        for fw in _frameworks.frameworks():
+            if not fw.imported:
+                sources.append(Source(fw.name, fw.label, False, None, None, None))
+                continue
+            seed = session.seeds.get(fw.name)
+            for stream, fp in fw.fingerprints().items():
+                mark = session.marks.get(stream)
+                moved = None if seed is None or mark is None else mark != fp
+                sources.append(Source(fw.name, stream, True, seed, fp, moved))
+            settings.update(fw.read_settings())
+        environ = {"CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+        seed_fixed = hash_seed()
+        warnings = _warnings(settings, environ, seed_fixed is not None)
+        warnings += [n for n in session.notes if n not in warnings]
+        return State(
+            seed=session.seed,
+            profile=session.profile,
+            overrides=MappingProxyType(dict(session.overrides)),
+            sources=tuple(sources),
+            settings=MappingProxyType(settings),
+            environ=MappingProxyType(environ),
+            hash_seed=seed_fixed,
+            warnings=tuple(warnings),
+        )

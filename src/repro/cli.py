@@ -11,17 +11,15 @@ import argparse
 import contextlib
 import importlib
 import json
-import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-__all__ = ["DEFAULT_KERNEL_NAME", "install_kernel", "main"]
+from repro._kernel import DEFAULT_KERNEL_NAME, check_kernel_name, install_kernel
+from repro._seed import SEED_LIMIT, check_seed
+from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
 
-DEFAULT_KERNEL_NAME = "repro"
-
-#: What ``PYTHONHASHSEED`` accepts: 0 (no randomization) to 2**32 - 1.
-HASH_SEED_LIMIT = 2**32
+__all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,26 +31,20 @@ class _Parser(argparse.ArgumentParser):
 
 def _hash_seed(text: str) -> int:
     try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hash seed must be an integer from 0 to {HASH_SEED_LIMIT - 1}, got {text!r}"
-        ) from None
-    if not 0 <= value < HASH_SEED_LIMIT:
-        raise argparse.ArgumentTypeError(
-            f"hash seed must be from 0 to {HASH_SEED_LIMIT - 1} (what PYTHONHASHSEED accepts), "
-            f"got {value}"
+        return check_seed(int(text, 10), "hash seed")
+    except (TypeError, ValueError) as exc:
+        message = (
+            str(exc) if "0 <= seed" in str(exc) else f"hash seed must be an integer, got {text!r}"
         )
-    return value
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _kernel_name(text: str) -> str:
-    # jupyter_client's rule for kernel names; checked here so the error is about the option.
-    if not re.fullmatch(r"[a-zA-Z0-9._-]+", text):
-        raise argparse.ArgumentTypeError(
-            f"kernel name may hold only letters, digits, '.', '_' and '-', got {text!r}"
-        )
-    return text.lower()
+    # Checked while parsing, so the error is about the option.
+    try:
+        return check_kernel_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> _Parser:
@@ -110,7 +102,7 @@ def _parser() -> _Parser:
         type=_hash_seed,
         default=0,
         metavar="N",
-        help=f"PYTHONHASHSEED for the kernel, 0 to {HASH_SEED_LIMIT - 1} (default: 0)",
+        help=f"PYTHONHASHSEED for the kernel, 0 to {SEED_LIMIT - 1} (default: 0)",
     )
     where = install.add_mutually_exclusive_group()
     where.add_argument(
@@ -123,42 +115,6 @@ def _parser() -> _Parser:
     )
     where.add_argument("--prefix", metavar="PATH", help="install into PATH/share/jupyter/kernels")
     return parser
-
-
-def install_kernel(
-    name: str = DEFAULT_KERNEL_NAME,
-    *,
-    hash_seed: int = 0,
-    display_name: str | None = None,
-    user: bool = True,
-    prefix: str | None = None,
-) -> str:
-    """Install a kernelspec for this Python with ``PYTHONHASHSEED=hash_seed``; return its folder.
-
-    Uses ipykernel's own kernelspec (``ipykernel.kernelspec.install``, which writes
-    ``kernel.json`` for ``sys.executable``) and jupyter_client's ``KernelSpecManager``.
-    The spec's ``env`` also sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, which cuBLAS
-    reads once, when CUDA starts. ``prefix`` wins over ``user``. An existing
-    kernelspec of the same name is replaced.
-    """
-    from ipykernel.kernelspec import install
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
-
-    if isinstance(hash_seed, bool) or not isinstance(hash_seed, int):
-        raise TypeError(f"hash_seed must be an int, got {hash_seed!r}")
-    if not 0 <= hash_seed < HASH_SEED_LIMIT:
-        raise ValueError(f"hash_seed must be from 0 to {HASH_SEED_LIMIT - 1}, got {hash_seed}")
-    env = {"PYTHONHASHSEED": str(hash_seed), "CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE_CONFIG}
-    return install(
-        kernel_spec_manager=KernelSpecManager(),
-        user=user and prefix is None,
-        kernel_name=name,
-        display_name=display_name or f"Python 3 (repro, hash seed {hash_seed})",
-        prefix=prefix,
-        env=env,
-    )
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -190,7 +146,7 @@ def _kernel_install(args: argparse.Namespace) -> int:
         return 1
     print(
         f"Installed kernelspec {args.name} in {folder}\n"
-        f"  PYTHONHASHSEED={args.hash_seed}, CUBLAS_WORKSPACE_CONFIG=:4096:8, "
+        f"  PYTHONHASHSEED={args.hash_seed}, CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE_CONFIG}, "
         f"python {sys.executable}"
     )
     return 0

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import xxhash
-
-if TYPE_CHECKING:
-    from repro._profiles import Settings
 
 
 class ReproWarning(UserWarning):
@@ -67,14 +65,17 @@ class Framework:
         """The backend flags this framework has (name -> value); empty by default."""
         return {}
 
-    def apply_settings(self, settings: Settings) -> None:
-        """Switch the backend flags to ``settings`` (a :class:`repro.profiles.Settings`)."""
+    def apply_settings(self, settings: Mapping[str, Any]) -> None:
+        """Switch the backend flags to ``settings`` (flag name -> value; ignore names it lacks)."""
 
     def restore_settings(self, saved: dict[str, Any]) -> None:
         """Put back flags read earlier with :meth:`read_settings`."""
 
     def describe(self) -> dict[str, Any]:
-        """Versions and facts for the exported environment (name -> value)."""
+        """Version and runtime facts for the exported environment (name -> plain value).
+
+        The key ``name`` holds the version. Must not initialise devices.
+        """
         return {}
 
     def __repr__(self) -> str:

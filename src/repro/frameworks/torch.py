@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from repro.frameworks.base import Framework, ReproWarning, fingerprint
-
-if TYPE_CHECKING:
-    from repro._profiles import Settings
 
 #: Set when deterministic algorithms are switched on and the variable is unset:
 #: cuBLAS (CUDA >= 10.2) is only deterministic with a fixed workspace.
@@ -162,7 +160,7 @@ class TorchRandom(Framework):
             "cuda_initialized": bool(torch.cuda.is_initialized()),
         }
 
-    def _write(self, values: dict[str, Any]) -> None:
+    def _write(self, values: Mapping[str, Any]) -> None:
         torch = _torch()
         b = torch.backends
         setters = {
@@ -198,23 +196,15 @@ class TorchRandom(Framework):
                     setters[key](value)
             raise
 
-    def apply_settings(self, settings: Settings) -> None:
+    def apply_settings(self, settings: Mapping[str, Any]) -> None:
         """Switch cuDNN, TF32 and deterministic-algorithm flags to ``settings``.
 
         With deterministic algorithms on, ``CUBLAS_WORKSPACE_CONFIG`` is set to
         ``:4096:8`` if unset; a :class:`ReproWarning` says when CUDA already runs,
         because cuBLAS may have read the variable already.
         """
-        values = {
-            "cudnn_deterministic": settings.cudnn_deterministic,
-            "cudnn_benchmark": settings.cudnn_benchmark,
-            "cudnn_tf32": settings.cudnn_tf32,
-            "matmul_tf32": settings.matmul_tf32,
-            "deterministic_algorithms": settings.deterministic_algorithms,
-            "fill_uninitialized_memory": settings.fill_uninitialized_memory,
-        }
-        self._write(values)
-        if settings.deterministic_algorithms != "off" and not os.environ.get(
+        self._write(settings)
+        if settings.get("deterministic_algorithms", "off") != "off" and not os.environ.get(
             "CUBLAS_WORKSPACE_CONFIG"
         ):
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE_CONFIG
@@ -233,10 +223,30 @@ class TorchRandom(Framework):
         self._write(saved)
 
     def describe(self) -> dict[str, Any]:
-        """Versions of torch, CUDA and cuDNN."""
+        """Versions of torch, CUDA and cuDNN; threads, default dtype and the GPUs.
+
+        GPU names and compute capability are read only where CUDA is already
+        initialised: reading them would otherwise start CUDA in the user's kernel.
+        """
         torch = _torch()
-        return {
+        facts: dict[str, Any] = {
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
             "cudnn": _cudnn_version(torch),
+            "intra_op_threads": torch.get_num_threads(),
+            "inter_op_threads": torch.get_num_interop_threads(),
+            "default_dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+            "cuda_available": bool(torch.cuda.is_available()),
         }
+        if torch.cuda.is_initialized():
+            facts["gpus"] = [
+                {"name": props.name, "capability": f"{props.major}.{props.minor}"}
+                for props in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))
+            ]
+        elif facts["cuda_available"]:
+            facts["gpu_count"] = torch.cuda.device_count()
+            facts["gpus"] = (
+                "not read: CUDA is not initialised in this kernel, and repro does not start it "
+                "to describe it"
+            )
+        return facts

@@ -1,0 +1,57 @@
+"""A Jupyter kernel whose ``str`` hashing is fixed: what ``repro kernel install`` writes.
+
+A running Python cannot change its own hash seed, so the fix is a kernelspec that
+starts the kernel with ``PYTHONHASHSEED`` (and ``CUBLAS_WORKSPACE_CONFIG``) set.
+"""
+
+from __future__ import annotations
+
+import re
+
+from repro._seed import check_seed
+from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
+
+__all__ = ["DEFAULT_KERNEL_NAME", "check_kernel_name", "install_kernel"]
+
+DEFAULT_KERNEL_NAME = "repro"
+
+
+def check_kernel_name(name: str) -> str:
+    """``name`` lower-cased if jupyter_client accepts it as a kernel name, else a ``ValueError``."""
+    if not isinstance(name, str) or not re.fullmatch(r"[a-zA-Z0-9._-]+", name):
+        raise ValueError(
+            f"kernel name may hold only letters, digits, '.', '_' and '-', got {name!r}"
+        )
+    return name.lower()
+
+
+def install_kernel(
+    name: str = DEFAULT_KERNEL_NAME,
+    *,
+    hash_seed: int = 0,
+    display_name: str | None = None,
+    user: bool = True,
+    prefix: str | None = None,
+) -> str:
+    """Install a kernelspec for this Python with ``PYTHONHASHSEED=hash_seed``; return its folder.
+
+    Uses ipykernel's own kernelspec (``ipykernel.kernelspec.install``, which writes
+    ``kernel.json`` for ``sys.executable``) and jupyter_client's ``KernelSpecManager``.
+    The spec's ``env`` also sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, which cuBLAS
+    reads once, when CUDA starts. ``prefix`` wins over ``user``. An existing
+    kernelspec of the same name is replaced.
+    """
+    from ipykernel.kernelspec import install
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    hash_seed = check_seed(hash_seed, "hash_seed")
+    name = check_kernel_name(name)
+    env = {"PYTHONHASHSEED": str(hash_seed), "CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE_CONFIG}
+    return install(
+        kernel_spec_manager=KernelSpecManager(),
+        user=user and prefix is None,
+        kernel_name=name,
+        display_name=display_name or f"Python 3 (repro, hash seed {hash_seed})",
+        prefix=prefix,
+        env=env,
+    )

@@ -1,0 +1,124 @@
+"""The session: every change checks all its arguments, then applies all or nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from tests.helpers import streams, torch_flags
+
+import repro
+from repro import _session, frameworks
+from repro.frameworks import Framework
+
+
+class _SeedRefusing(Framework):
+    """A real adapter whose seeding fails after the arguments were checked."""
+
+    name, module, label = "seed-refusing", "json", "seed-refusing"
+
+    def seed(self, seed: int) -> None:
+        raise RuntimeError("this generator refuses its seed")
+
+    def get_state(self) -> None:
+        return None
+
+    def set_state(self, state: object) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def fingerprints(self) -> dict[str, str]:
+        return {}
+
+
+def test_effective_seed_is_the_given_then_the_sessions_then_a_drawn_one() -> None:
+    value, drawn = _session.effective_seed(None)
+    assert drawn and 0 <= value < 2**32
+    repro.seed(12)
+    assert _session.effective_seed(None) == (12, False)
+    assert _session.effective_seed(5) == (5, False)
+    with pytest.raises(ValueError, match="0 <= seed < 2\\*\\*32"):
+        _session.effective_seed(-3)
+
+
+def test_setup_is_all_or_nothing_when_seeding_fails_after_the_profile() -> None:
+    assert json  # the refusing adapter's module is imported, so it is live
+    repro.setup(1, "production")
+    before, flags, expected = repro.state(), torch_flags(), streams(3)
+    repro.setup(1, "production")
+    frameworks.register(_SeedRefusing())
+    try:
+        with pytest.raises(RuntimeError, match="refuses its seed"):
+            repro.setup(2, "debug")
+    finally:
+        frameworks.unregister("seed-refusing")
+    assert repro.state() == before  # the profile switched first is rolled back too
+    assert torch_flags() == flags
+    assert streams(3) == expected  # and no generator was left reseeded
+
+
+def test_use_profile_overrides_start_from_the_named_profile() -> None:
+    repro.use_profile("debug", deterministic_algorithms="off")
+    repro.use_profile("final")
+    st = repro.state()
+    assert (st.profile, dict(st.overrides)) == ("final", {})
+    assert st.settings["deterministic_algorithms"] == "warn"
+
+
+def test_overrides_alone_adjust_the_current_profile() -> None:
+    repro.use_profile("debug", cudnn_benchmark=True)
+    repro.setup(deterministic_algorithms="warn")
+    st = repro.state()
+    assert st.profile == "debug"
+    assert dict(st.overrides) == {"cudnn_benchmark": True, "deterministic_algorithms": "warn"}
+    assert torch.backends.cudnn.benchmark and torch.is_deterministic_algorithms_warn_only_enabled()
+
+
+def test_subscribers_hear_every_change_until_they_unsubscribe() -> None:
+    heard: list[int | None] = []
+    unsubscribe = _session.subscribe(lambda: heard.append(repro.state().seed))
+    repro.seed(1)
+    repro.use_profile("search")
+    with repro.scope(2):
+        pass
+    unsubscribe()
+    repro.seed(3)
+    assert heard == [1, 1, 2, 1]
+
+
+def test_snapshot_restores_rng_flags_env_and_session() -> None:
+    repro.setup(4, "final")
+    saved, before, expected, flags = _session.snapshot(), repro.state(), streams(2), torch_flags()
+    repro.setup(5, "production")
+    streams(4)
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    saved.restore()
+    assert repro.state() == before
+    assert torch_flags() == flags
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert streams(2) == expected
+
+
+def test_reset_forgets_seed_and_profile_but_not_the_generators() -> None:
+    repro.setup(6, "debug")
+    expected = streams(2)
+    repro.seed(6)
+    _session.reset()
+    st = repro.state()
+    assert (st.seed, st.profile) == (None, None)
+    assert streams(2) == expected
+    assert torch.are_deterministic_algorithms_enabled()  # flags stay: reset only forgets
+
+
+def test_a_config_is_remembered_only_when_it_applied() -> None:
+    config = {"seed": 8, "profile": "debug"}
+    repro.apply_config(config, quiet=True)
+    assert _session.current().config == config
+    with pytest.raises(ValueError):
+        repro.apply_config({"seed": 9, "profile": "nope"}, quiet=True)
+    assert _session.current().config == config
+    assert repro.state().seed == 8

@@ -1,0 +1,101 @@
+"""repro.state(): one description of the kernel's state, drawn the same way by every view."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+import torch
+from tests.helpers import torch_flags
+
+import repro
+
+
+def test_a_snapshot_is_an_immutable_value() -> None:
+    repro.setup(3, "debug")
+    st = repro.state()
+    assert st == repro.state()  # equal while nothing moves
+    with pytest.raises(AttributeError):
+        st.seed = 4  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        st.settings["cudnn_benchmark"] = True  # type: ignore[index]
+    random.random()
+    assert repro.state() != st  # a draw moves Python's fingerprint
+
+
+def test_source_rows_say_fresh_moved_and_seeded_on_import() -> None:
+    repro.seed(42)
+    rows = {r.stream: r for r in repro.state().source_rows()}
+    assert (rows["Python random"].seed, rows["Python random"].status) == ("42", "fresh")
+    assert rows["torch (CPU)"].status == "fresh"
+    random.random()
+    np.random.rand()
+    rows = {r.stream: r for r in repro.state().source_rows()}
+    assert rows["Python random"].status == rows["NumPy"].status == "moved"
+    assert rows["torch (CPU)"].status == "fresh"
+    repro.seed(42)  # reseeding makes a moved stream fresh again
+    assert {r.status for r in repro.state().source_rows()} == {"fresh"}
+
+
+def test_streams_never_seeded_say_so() -> None:
+    rows = {r.stream: r for r in repro.state().source_rows()}
+    assert rows["torch (CPU)"].status == "not seeded"
+    assert rows["torch (CPU)"].seed == "–"
+
+
+def test_setting_rows_are_torchs_flags_as_a_pytorch_user_reads_them() -> None:
+    repro.use_profile("final")
+    rows = dict(repro.state().setting_rows())
+    flags = torch_flags()
+    assert rows["cudnn.deterministic"] == str(flags["det"])
+    assert rows["cudnn.benchmark"] == str(flags["bench"])
+    assert rows["deterministic algorithms"] == "warn"
+    assert rows["cudnn.allow_tf32"] == str(flags["cudnn_tf32"])
+    assert rows["cuda.matmul.allow_tf32"] == str(flags["tf32"])
+    assert rows["float32 matmul precision"] == torch.get_float32_matmul_precision()
+    assert rows["fill uninitialized memory"] == str(flags["fill"])
+    assert rows["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert rows["cuDNN"].startswith("available, v") or rows["cuDNN"] == "not available"
+    fixed = repro.hash_seed() is not None
+    assert rows["str hashing"].startswith("fixed" if fixed else "randomized in this kernel")
+
+
+def test_verdict_and_summary() -> None:
+    st = repro.state()
+    assert st.verdict in ("not seeded", "⚠ 1 warning")  # unseeded (and maybe randomized hashing)
+    assert st.summary().startswith("seed none · profile none (backend flags untouched) · ")
+    repro.setup(7, "production")
+    st = repro.state()
+    n = len(st.warnings)
+    assert st.verdict == ("✓ reproducible" if n == 0 else f"⚠ {n} warning{'s' * (n > 1)}")
+    assert st.summary() == f"seed 7 · profile production · {st.verdict}"
+    assert "seeded Python random, NumPy, torch (CPU)" in st.summary(sources=True)
+
+
+def test_text_html_and_rows_say_the_same() -> None:
+    repro.setup(11, "debug", deterministic_algorithms="warn")
+    random.random()
+    st = repro.state()
+    text, page = str(st), st._repr_html_()
+    assert text.splitlines()[0] == f"repro: {st.summary()}"
+    for row in st.source_rows():
+        assert re.search(rf"{re.escape(row.stream)}\s+seed {row.seed}\s+{row.fingerprint}", text)
+        assert f"<td>{row.stream}</td><td><code>{row.seed}</code></td>" in page
+    for label, value in st.setting_rows():
+        assert re.search(rf"{re.escape(label)}\s+{re.escape(value)}", text)
+        assert f"<td>{label}</td><td><code>{value}</code></td>" in page
+    for warning in st.warnings:
+        assert f"! {warning}" in text
+    assert "debug (deterministic_algorithms=warn)" in text and st.verdict in page
+
+
+def test_to_dict_is_plain_data() -> None:
+    import json
+
+    repro.setup(5, "final")
+    data = repro.state().to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert (data["seed"], data["profile"]) == (5, "final")
+    assert data["settings"]["deterministic_algorithms"] == "warn"
