@@ -93,14 +93,15 @@ class TorchRandom(Framework):
     label = "torch"
 
     def seed(self, seed: int) -> None:
-        """``torch.manual_seed(seed)`` and ``torch.cuda.manual_seed_all(seed)``.
+        """``torch.manual_seed(seed)``: the CPU generator and every CUDA device's.
 
-        Both are lazy for CUDA: an uninitialised device is seeded when CUDA starts,
-        so seeding never initialises a GPU.
+        torch.manual_seed calls ``torch.cuda.manual_seed_all`` itself (except in a
+        forked child, where CUDA cannot start), and that is lazy: an uninitialised
+        device is seeded when CUDA starts, so seeding never initialises a GPU.
+        Calling ``manual_seed_all`` a second time only queued the same seed again,
+        and each queued seed formats a Python stack (25 µs or more).
         """
-        torch = _torch()
-        torch.manual_seed(seed)
-        torch.cuda.manual_seed_all(seed)
+        _torch().manual_seed(seed)
 
     def get_state(self) -> Any:
         """CPU state always; CUDA states only where CUDA is already initialised."""
