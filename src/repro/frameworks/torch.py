@@ -77,6 +77,18 @@ def _cudnn_version(torch: Any) -> int | None:
     return major * (10_000 if major >= 9 else 1_000) + minor * 100 + patch
 
 
+def _has_accelerator(torch: Any) -> bool:
+    """Whether this torch build has an accelerator (CUDA, MPS, XPU, a plugin's device...).
+
+    ``torch.accelerator.current_accelerator()`` answers from the build, without
+    starting a device; a torch older than that API is assumed to have one.
+    """
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is None or not hasattr(accelerator, "current_accelerator"):
+        return True
+    return accelerator.current_accelerator() is not None
+
+
 def _matmul_precision(torch: Any) -> str:
     try:
         return torch.get_float32_matmul_precision()
@@ -101,7 +113,14 @@ class TorchRandom(Framework):
         Calling ``manual_seed_all`` a second time only queued the same seed again,
         and each queued seed formats a Python stack (25 µs or more).
         """
-        _torch().manual_seed(seed)
+        torch = _torch()
+        if _has_accelerator(torch):
+            torch.manual_seed(seed)
+        else:
+            # A torch built without any accelerator: the seeds torch.manual_seed queues
+            # for CUDA, XPU and MTIA can never run, and queuing each formats a Python
+            # stack (nine tenths of its cost). The CPU generator is seeded the same.
+            torch.default_generator.manual_seed(seed)
 
     def get_state(self) -> Any:
         """CPU state always; CUDA states only where CUDA is already initialised."""
@@ -120,7 +139,7 @@ class TorchRandom(Framework):
         torch.set_rng_state(state["cpu"])
         if state["cuda"] is not None:
             torch.cuda.set_rng_state_all(state["cuda"])
-        else:
+        elif _has_accelerator(torch):  # without one, a queued seed could never run
             torch.cuda.manual_seed_all(state["initial_seed"])
 
     def reset(self) -> None:
