@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,8 +57,8 @@ def seconds_text(value: float, spread: float | None = None, sign: bool = False) 
     return text
 
 
-#: The clock of the in-process figures: wall time, or this thread's CPU time (``--timer cpu``),
-#: which leaves out the time other processes hold the CPU on a shared machine.
+#: The clock: wall time, or CPU time (``--timer cpu``), which leaves out the time other
+#: processes hold the CPU on a shared machine (fresh processes: see :func:`_child`).
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 _clock = CLOCKS["wall"]
 
@@ -138,8 +139,21 @@ def added_row(
 
 # --- (1) and (9): a fresh IPython process, %load_ext repro then %repro 42 ------------
 
-_IPYTHON_CHILD = r"""
-import json, sys, time
+# A child's clock: wall time, or the CPU time of the process and the children it waited for.
+_CHILD_CLOCK = r"""
+import json, resource, sys, time
+
+def clock():
+    if sys.argv[2] == "wall":
+        return time.perf_counter()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+"""
+
+_IPYTHON_CHILD = (
+    _CHILD_CLOCK
+    + r"""
 from IPython.core.interactiveshell import InteractiveShell
 
 def rss():
@@ -148,30 +162,36 @@ def rss():
 
 shell = InteractiveShell.instance()
 shell.run_cell("x = 1", store_history=False)
-before, start = rss(), time.perf_counter()
+before, start = rss(), clock()
 if sys.argv[1] == "repro":
     shell.run_cell("%load_ext repro", store_history=False)
     shell.run_cell("%repro 42", store_history=False)
-cells = time.perf_counter() - start
+cells = clock() - start
 print(json.dumps({"cells_s": cells, "rss_before": before, "rss_added": rss() - before,
                   "torch": "torch" in sys.modules, "numpy": "numpy" in sys.modules}))
 """
+)
 
 
-def _child(code: str, *args: str) -> tuple[float, dict[str, Any]]:
-    """Run ``code`` in a fresh interpreter: (wall seconds, the JSON its last line printed)."""
-    start = time.perf_counter()
+def _child(code: str, kind: str) -> tuple[float, dict[str, Any]]:
+    """Run ``code`` in a fresh interpreter: (its seconds, the JSON its last line printed).
+
+    Its seconds are wall time, or with ``--timer cpu`` the CPU time (user + system) it used.
+    """
+    timer = "wall" if _clock is CLOCKS["wall"] else "cpu"
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", code, kind, timer],
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=False,
     )
-    wall = time.perf_counter() - start
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed: {done.stderr.strip()[-2000:]}")
-    return wall, json.loads(done.stdout.strip().splitlines()[-1])
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall if timer == "wall" else cpu, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def compile_repro() -> None:
@@ -190,23 +210,23 @@ def compile_repro() -> None:
 def fresh_ipython(rounds: int) -> list[Row]:
     """Figures 1 (time added, no torch or NumPy imported) and 9 (resident memory added)."""
     compile_repro()
-    walls: dict[str, list[float]] = {"repro": [], "plain": []}
+    times: dict[str, list[float]] = {"repro": [], "plain": []}
     reports: dict[str, list[dict[str, Any]]] = {"repro": [], "plain": []}
 
     def case(kind: str) -> Callable[[], float]:
         def run() -> float:
-            wall, report = _child(_IPYTHON_CHILD, kind)
-            walls[kind].append(wall)
+            seconds, report = _child(_IPYTHON_CHILD, kind)
+            times[kind].append(seconds)
             reports[kind].append(report)
-            return wall
+            return seconds
 
         return run
 
     interleaved({"repro": case("repro"), "plain": case("plain")}, rounds)
     time_row = added_row(
         "(1) fresh IPython process: %load_ext repro + %repro 42",
-        walls["repro"],
-        walls["plain"],
+        times["repro"],
+        times["plain"],
         0.040,
         "≤ +40 ms",
     )
@@ -249,8 +269,9 @@ def fresh_ipython(rounds: int) -> list[Row]:
 
 # --- (6): repro.environment()'s first call in a fresh process with torch ------------
 
-_ENVIRONMENT_CHILD = r"""
-import json, sys, time
+_ENVIRONMENT_CHILD = (
+    _CHILD_CLOCK
+    + r"""
 import torch
 if sys.argv[1] == "repro":
     import repro
@@ -258,13 +279,14 @@ if sys.argv[1] == "repro":
 else:
     from torch.utils import collect_env
     call = collect_env.get_env_info
-start = time.perf_counter()
+start = clock()
 call()
-first = time.perf_counter() - start
-start = time.perf_counter()
+first = clock() - start
+start = clock()
 call()
-print(json.dumps({"first_s": first, "again_s": time.perf_counter() - start}))
+print(json.dumps({"first_s": first, "again_s": clock() - start}))
 """
+)
 
 
 def environment_first_call(rounds: int) -> list[Row]:
@@ -594,8 +616,9 @@ def main(argv: list[str] | None = None) -> int:
         "--timer",
         choices=CLOCKS,
         default="wall",
-        help="in-process figures on wall time (default) or this thread's CPU time (cpu: for a "
-        "machine shared with other work; fresh-process figures stay on wall time)",
+        help="wall time (default), or CPU time (cpu: this thread's for the in-process figures, "
+        "the process's and its children's for the fresh-process ones), for a machine shared "
+        "with other work",
     )
     args = parser.parse_args(argv)
     global _clock
@@ -621,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run.py" + " ".join([""] + (argv or sys.argv[1:]))
     print(
         f"{command} · {rounds} rounds, medians ± half the interquartile range · "
-        f"in-process figures on {'wall' if args.timer == 'wall' else 'CPU'} time"
+        f"{'wall' if args.timer == 'wall' else 'CPU'} time"
     )
     print(table(rows))
     if args.json:
