@@ -47,11 +47,12 @@ def blank_session() -> Iterator[_session.Session]:
         yield _session.current()
     finally:
         saved.restore()
+        names = {profile.name for profile in registered}
         for profile in repro.profiles():
-            if profile not in registered:
+            if profile.name not in names:
                 unregister_profile(profile.name)
         for profile in registered:
-            if profile not in repro.profiles():
+            if profile not in repro.profiles():  # replaced or removed by the test
                 repro.register_profile(
                     profile.name, profile.meant_for, profile.trade, **profile.settings.as_dict()
                 )

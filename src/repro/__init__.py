@@ -75,6 +75,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext repro``: register ``%repro`` and ``%%repro`` (once, however often loaded)."""
     from repro._extension import load
 
+    _check_shell(ipython)
     load(ipython)
 
 
@@ -82,4 +83,10 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """``%unload_ext repro``: remove the magics and the event callbacks."""
     from repro._extension import unload
 
+    _check_shell(ipython)
     unload(ipython)
+
+
+def _check_shell(ipython: Any) -> None:
+    if not hasattr(ipython, "magics_manager"):
+        raise TypeError(f"ipython must be an IPython shell, got {type(ipython).__name__}")

@@ -72,6 +72,12 @@ def environment(*, repository: str | os.PathLike[str] | None = None) -> dict[str
     """
     import repro
 
+    if repository is not None and not isinstance(repository, (str, os.PathLike)):
+        raise TypeError(
+            f"repository must be a path (str or os.PathLike), got {type(repository).__name__}"
+        )
+    if isinstance(repository, str) and "\0" in repository:
+        raise ValueError("repository must be a path, got a string with a NUL character")
     snapshot = state()
     return {
         "repro": repro.__version__,

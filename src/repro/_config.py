@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro import _session
+from repro._bounds import check_bounds
 from repro._capture import ENVIRONMENT_VARIABLES, _hashing_text, _show, environment
 from repro._profiles import get_profile
 from repro._seed import check_seed
+from repro._shown import shown
 
 __all__ = ["CONFIG_KEYS", "apply_config", "check", "config_cell"]
 
@@ -58,9 +60,10 @@ def config_cell(params: dict[str, Any] | None = None) -> str:
         params = {}
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of name -> value, got {type(params).__name__}")
+    check_bounds(params, "params")  # before the recursive writer: any depth, any size
     for name in params:
         if not isinstance(name, str):
-            raise TypeError(f"param names must be strings, got {name!r}")
+            raise TypeError(f"param names must be strings, got {shown(name)}")
     _literal(params, 0, "params")  # the error names the param, e.g. params['lr'] is nan
     session = _session.current()
     env = environment()
@@ -127,11 +130,11 @@ def _literal(
             items = []
             for key, item in value.items():
                 if isinstance(key, bool) or not isinstance(key, (str, int)):
-                    raise TypeError(f"{where} has a key {key!r}: config keys are str or int")
+                    raise TypeError(f"{where} has a key {shown(key)}: config keys are str or int")
                 name = _literal(key, depth + 1, where)
                 start = len(inner) + len(name) + 2
                 items.append(
-                    f"{name}: {_literal(item, depth + 1, f'{where}[{key!r}]', start, seen)}"
+                    f"{name}: {_literal(item, depth + 1, f'{where}[{shown(key)}]', start, seen)}"
                 )
         else:
             open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
@@ -316,10 +319,11 @@ def _validate(config: Any) -> tuple[int | None, str | None, dict[str, Any]]:
             "config must be a dict (the literal of a repro config cell), "
             f"got {type(config).__name__}"
         )
+    check_bounds(config, "config")  # before the recursive checks: any depth, any size
     unknown = [key for key in config if key not in CONFIG_KEYS]
     if unknown:
         raise ValueError(
-            f"unknown config key {', '.join(map(repr, unknown))}; a config has "
+            f"unknown config key {', '.join(map(shown, unknown))}; a config has "
             f"{', '.join(CONFIG_KEYS)} (put your own values under 'params')"
         )
     _literal(config, 0, "config")  # data only: the same check the export makes
@@ -359,7 +363,9 @@ def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = 
     (``repro._session.current().config``) for :func:`check`.
     """
     if not isinstance(strict, bool):
-        raise TypeError(f"strict must be True or False, got {strict!r}")
+        raise TypeError(f"strict must be True or False, got {shown(strict)}")
+    if not isinstance(quiet, bool):
+        raise TypeError(f"quiet must be True or False, got {shown(quiet)}")
     seed, profile, overrides = _validate(config)
     recorded = _recorded(config)
     if strict:

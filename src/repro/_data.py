@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import random
 import warnings
 from typing import Any
@@ -48,8 +49,12 @@ def seed_worker(worker_id: int) -> None:
     import numpy as np
     import torch
 
+    if isinstance(worker_id, bool) or not isinstance(worker_id, numbers.Integral):
+        raise TypeError(f"worker_id must be an int, got {type(worker_id).__name__}")
     info = torch.utils.data.get_worker_info()
     base = (info.seed if info is not None else torch.initial_seed()) - worker_id
+    if not 0 <= worker_id <= base:
+        raise ValueError(f"worker_id must be a DataLoader worker's id (0, 1, ...), got {worker_id}")
     words = worker_seed_sequence(base, worker_id).generate_state(4)
     np.random.seed(words)
     random.seed(int.from_bytes(words.tobytes(), "little"))

@@ -33,8 +33,10 @@ def _parse(function: Any, line: str) -> Any:
     """``parse_argstring``, with shlex's errors (an unbalanced quote) as a ``UsageError``."""
     try:
         return parse_argstring(function, line)
-    except ValueError as exc:
-        raise _usage(exc) from None
+    except UsageError as exc:  # argparse quotes words as typed: a quoted newline stays one line
+        raise UsageError(" ".join(str(exc).splitlines())) from None
+    except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
+        raise UsageError(f"{exc} in {line.strip()!r}") from None
 
 
 @functools.lru_cache(maxsize=64)
@@ -209,18 +211,19 @@ class ReproMagics(Magics):
         __tracebackhide__ = True
         args = _parse_cell_line(line)
         seed, profile, overrides = _settings_args(args)
-        try:
-            seed, drawn = _session.effective_seed(seed)
-            if args.keep:
-                repro.setup(seed, profile, **overrides)
-                context: Any = contextlib.nullcontext()
-            else:
-                context = repro.scope(seed, profile, **overrides)
-        except (ValueError, TypeError) as exc:
-            raise _usage(exc) from None
-        if drawn:
-            print(f"repro: no session seed, this cell runs with seed {seed}")
-        with context:
+        with contextlib.ExitStack() as stack:
+            # scope() checks its arguments when entered: entered here, so a bad one is a
+            # UsageError like any other, before the cell runs.
+            try:
+                seed, drawn = _session.effective_seed(seed)
+                if args.keep:
+                    repro.setup(seed, profile, **overrides)
+                else:
+                    stack.enter_context(repro.scope(seed, profile, **overrides))
+            except (ValueError, TypeError) as exc:
+                raise _usage(exc) from None
+            if drawn:
+                print(f"repro: no session seed, this cell runs with seed {seed}")
             _run_cell(self.shell, line, cell)
 
 
@@ -244,7 +247,9 @@ def _run_cell(shell: Any, line: str, cell: str) -> None:
         if last is not None:
             single = ast.Interactive(body=[last])
             exec(shell.compile(single, filename, "single"), shell.user_global_ns, shell.user_ns)
-    except Exception as exc:
+    except (Exception, KeyboardInterrupt) as exc:
+        if hasattr(exc, "_render_traceback_"):
+            raise  # a nested %%repro already cut its traceback to the user's lines
         etype, value, tb = sys.exc_info()
         # Start at the user's frame: the lines above are repro's, not theirs.
         stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from repro._shown import shown
+
 __all__ = [
     "ALGORITHMS",
     "Profile",
@@ -49,10 +51,10 @@ class Settings:
                 if value not in ALGORITHMS:
                     raise ValueError(
                         f"deterministic_algorithms must be one of {', '.join(ALGORITHMS)}, "
-                        f"got {value!r}"
+                        f"got {shown(value)}"
                     )
             elif not isinstance(value, bool):
-                raise TypeError(f"{f.name} must be True or False, got {value!r}")
+                raise TypeError(f"{f.name} must be True or False, got {shown(value)}")
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with some flags changed; an unknown flag name is a ``TypeError``."""
@@ -109,8 +111,13 @@ def register_profile(
     """
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][\w-]*", name):
         raise ValueError(
-            f"a profile name must be a word like 'debug' or 'my-profile', got {name!r}"
+            f"a profile name must be a word like 'debug' or 'my-profile', got {shown(name)}"
         )
+    for argument, text in (("meant_for", meant_for), ("trade", trade)):
+        if not isinstance(text, str):
+            raise TypeError(f"{argument} must be a str, got {type(text).__name__}")
+    if base is not None and not isinstance(base, str):
+        raise TypeError(f"base must be a profile name (str), got {type(base).__name__}")
     start = get_profile(base).settings if base is not None else Settings()
     profile = Profile(name, meant_for, trade, start.with_overrides(**settings))
     _PROFILES[name] = profile
@@ -132,7 +139,7 @@ def get_profile(name: str) -> Profile:
         return _PROFILES[name]
     except KeyError:
         raise ValueError(
-            f"unknown profile {name!r}; choose one of: {', '.join(_PROFILES)}"
+            f"unknown profile {shown(name)}; choose one of: {', '.join(_PROFILES)}"
         ) from None
 
 

@@ -10,6 +10,8 @@ import numbers
 import secrets
 from typing import Any
 
+from repro._shown import shown
+
 __all__ = ["SEED_LIMIT", "check_seed", "fresh_seed", "parse_seed"]
 
 #: Seeds are integers in ``range(SEED_LIMIT)``: what NumPy's legacy seeding and
@@ -26,12 +28,12 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(
             f"{name} must be an integer with 0 <= seed < 2**32, "
-            f"got {type(seed).__name__} {_short(seed)}"
+            f"got {type(seed).__name__} {shown(seed)}"
         )
     value = int(seed)
     if not 0 <= value < SEED_LIMIT:
         raise ValueError(
-            f"{name} must be an integer with 0 <= seed < 2**32 (4294967296), got {_short(value)}"
+            f"{name} must be an integer with 0 <= seed < 2**32 (4294967296), got {shown(value)}"
         )
     return value
 
@@ -50,7 +52,7 @@ def parse_seed(text: str, name: str = "seed") -> int:
         value = int(word, 0)
     except ValueError:
         raise ValueError(
-            f"{name} must be an integer with 0 <= seed < 2**32, or 'random'; got {_short(word)}"
+            f"{name} must be an integer with 0 <= seed < 2**32, or 'random'; got {shown(word)}"
         ) from None
     return check_seed(value, name)
 
@@ -58,9 +60,3 @@ def parse_seed(text: str, name: str = "seed") -> int:
 def fresh_seed() -> int:
     """A new seed from the operating system's entropy."""
     return secrets.randbits(32)
-
-
-def _short(value: Any) -> str:
-    # An error message stays one readable line, whatever was passed in.
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

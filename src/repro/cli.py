@@ -26,6 +26,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit status 2), not the whole usage."""
 
     def error(self, message: str) -> NoReturn:
+        message = " ".join(message.splitlines())  # an argument may hold a newline
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

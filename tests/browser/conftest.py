@@ -9,7 +9,8 @@ Python: jupyter_client starts the ``python3`` kernelspec's ``python`` as the
 server's ``sys.executable``, and the tests check it.
 
 Browser tests are skipped (not failed) only where Chromium or Playwright is missing, and
-fail there too when ``REPRO_REQUIRE_BROWSER=1`` (CI sets it).
+only outside CI: with ``REPRO_REQUIRE_BROWSER=1`` or ``CI=true`` a missing one fails them.
+They never skip for time.
 """
 
 from __future__ import annotations
@@ -78,35 +79,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = [item for item in items if item not in ours] + ours
 
 
-#: Set by ``.ci/run``: when the tests started and when CI must be done (seconds since the
-#: epoch). The browser tests come last; they run if the time left is enough for them.
-CI_TESTS_START_ENV = "REPRO_CI_TESTS_START"
-CI_DEADLINE_ENV = "REPRO_CI_DEADLINE"
-#: The browser tests' time over the other tests' time, on one machine: about 0.8 on a busy
-#: 2-core one (the Lab test 412 s, the Notebook 7 test 321 s, the other tests 939 s), with
-#: a margin. The pace of the tests so far tells what they need on the machine at hand.
-BROWSER_PACE = 1.0
-
-
-@pytest.fixture(scope="session")
-def ci_time_for_browser_tests() -> None:
-    """Skip, saying why, if the time left in CI is not enough for the browser tests.
-
-    Both session fixtures (server and browser) depend on it, so it is decided once, before
-    whichever pytest sets up first; pytest keeps a skip for the session.
-    """
-    start, deadline = os.environ.get(CI_TESTS_START_ENV), os.environ.get(CI_DEADLINE_ENV)
-    if not (start and deadline):
-        return
-    now = time.time()
-    need, left = BROWSER_PACE * (now - float(start)), float(deadline) - now
-    if left < need:
-        pytest.skip(
-            f"CI's time limit: {left:.0f} s left, and at this machine's pace (the tests so far "
-            f"took {now - float(start):.0f} s) the browser tests need about {need:.0f} s"
-        )
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -170,9 +142,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def jupyter_server(
-    tmp_path_factory: pytest.TempPathFactory, ci_time_for_browser_tests: None
-) -> Iterator[Server]:
+def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """JupyterLab 4 + Notebook 7 on a free loopback port, isolated from this machine's setup."""
     home = tmp_path_factory.mktemp("jupyter")
     root = home / "root"
@@ -230,18 +200,24 @@ def _shutdown(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 #: Set (to 1) where the browser tests must run, as in ``.ci/run``: a missing Chromium or
-#: Playwright then fails them instead of skipping them.
+#: Playwright then fails them instead of skipping them. ``CI=true`` (set by most CI
+#: services) means the same.
 REQUIRE_ENV = "REPRO_REQUIRE_BROWSER"
 
 
+def browser_required() -> bool:
+    """Whether a browser test that cannot run must fail (CI) rather than skip."""
+    return os.environ.get(REQUIRE_ENV) == "1" or os.environ.get("CI", "").lower() == "true"
+
+
 def _missing(what: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{what}, and {REQUIRE_ENV}=1 requires the browser tests to run")
+    if browser_required():
+        pytest.fail(f"{what}, and in CI ({REQUIRE_ENV}=1 or CI=true) the browser tests must run")
     pytest.skip(what)
 
 
 @pytest.fixture(scope="session")
-def browser(ci_time_for_browser_tests: None) -> Iterator[object]:
+def browser() -> Iterator[object]:
     """Debian's Chromium, headless, through Playwright's sync API."""
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
