@@ -78,11 +78,14 @@ def _cudnn_version(torch: Any) -> int | None:
 
 
 def _has_accelerator(torch: Any) -> bool:
-    """Whether this torch build has an accelerator (CUDA, MPS, XPU, a plugin's device...).
+    """Whether this torch build may run an accelerator (CUDA, MPS, XPU, a plugin's device...).
 
-    ``torch.accelerator.current_accelerator()`` answers from the build, without
-    starting a device; a torch older than that API is assumed to have one.
+    A build with CUDA answers yes from the build alone, asking no driver, so it keeps
+    torch's own seeding path unchanged. Otherwise ``torch.accelerator.current_accelerator()``
+    answers without starting a device; a torch older than that API is assumed to have one.
     """
+    if torch.backends.cuda.is_built():
+        return True
     accelerator = getattr(torch, "accelerator", None)
     if accelerator is None or not hasattr(accelerator, "current_accelerator"):
         return True
