@@ -70,7 +70,7 @@ def measure(quick: bool = False) -> list[dict[str, object]]:
     ours, base = _interleaved(
         lambda: fingerprint(tensor), lambda: np.copyto(target, source), rounds
     )
-    rows = [_row("fingerprint of a 256 MB float32 tensor (CPU) vs numpy.copyto", ours, base)]
+    rows = [_row("(7) fingerprint of a 256 MB float32 tensor (CPU) vs numpy.copyto", ours, base)]
     if torch.cuda.is_available():
         device = tensor.cuda()
         pinned = torch.empty_like(tensor).pin_memory()
@@ -82,7 +82,9 @@ def measure(quick: bool = False) -> list[dict[str, object]]:
         ours, base = _interleaved(lambda: fingerprint(device), copy_to_host, rounds)
         name = torch.cuda.get_device_name()
         rows.append(
-            _row(f"fingerprint of a 256 MB float32 CUDA tensor ({name}) vs D2H copy", ours, base)
+            _row(
+                f"(7) fingerprint of a 256 MB float32 CUDA tensor ({name}) vs D2H copy", ours, base
+            )
         )
     return rows
 

@@ -61,6 +61,30 @@ def train(
     return losses, times[2:]  # the first steps warm up (and, in production, autotune)
 
 
+def measure(
+    device: str, rounds: int, steps: int, width: int, batch: int, size: int
+) -> tuple[dict[str, float], dict[str, bool]]:
+    """Median seconds per step of each built-in profile, and whether its losses repeat.
+
+    Profiles are interleaved over ``rounds`` (the order rotates each round); each is
+    also trained a second time from seed 0 once, to compare the losses bit for bit.
+    """
+    shape = dict(width=width, batch=batch, size=size)
+    names = [profile.name for profile in repro.profiles()][:4]
+    step_times: dict[str, list[float]] = {name: [] for name in names}
+    repeats: dict[str, bool] = {}
+    train(device, steps, **shape)  # the process's first steps are slow under any profile
+    for round_ in range(rounds):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            repro.use_profile(name)
+            losses, times = train(device, steps, **shape)
+            step_times[name] += times
+            if name not in repeats:
+                repeats[name] = train(device, steps, **shape)[0] == losses
+    return {name: statistics.median(step_times[name]) for name in names}, repeats
+
+
 def main() -> None:
     """Parse the options, run the rounds, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,25 +99,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = dict(width=args.width, batch=args.batch, size=args.size)
-
-    names = [profile.name for profile in repro.profiles()][:4]
-    step_times: dict[str, list[float]] = {name: [] for name in names}
-    repeats: dict[str, bool] = {}
-    for round_ in range(args.rounds):
-        order = names[round_ % len(names) :] + names[: round_ % len(names)]
-        for name in order:
-            repro.use_profile(name)
-            losses, times = train(args.device, args.steps, **shape)
-            step_times[name] += times
-            if name not in repeats:
-                repeats[name] = train(args.device, args.steps, **shape)[0] == losses
+    medians, repeats = measure(args.device, args.rounds, args.steps, **shape)
 
     where = torch.cuda.get_device_name() if args.device != "cpu" else "CPU"
     print(f"torch {torch.__version__} · {torch.get_num_threads()} threads · {where} · {shape}")
-    base = statistics.median(step_times["search"])
+    base = medians["search"]
     print(f"{'profile':<11} {'ms/step':>9} {'vs search':>10}   repeats bit for bit")
-    for name in names:
-        median = statistics.median(step_times[name])
+    for name, median in medians.items():
         print(f"{name:<11} {1000 * median:>9.3f} {median / base:>9.2f}×   {repeats[name]}")
 
 

@@ -104,6 +104,8 @@ def test_cuda_states_are_saved_only_when_cuda_is_initialised(monkeypatch) -> Non
     fake = {"cuda0": torch.tensor([1, 2, 3], dtype=torch.uint8)}
     calls: list[str] = []
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    # ... and the build to have CUDA, as one with an initialised GPU has.
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [fake["cuda0"].clone()])
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda i=0: fake["cuda0"].clone())

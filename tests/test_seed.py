@@ -34,6 +34,17 @@ def test_streams_equal_lightning_seed_everything_recipe() -> None:
     assert streams() == expected
 
 
+def test_torch_generator_is_left_as_torch_manual_seed_leaves_it() -> None:
+    # On a torch without an accelerator (this machine) repro seeds the CPU generator
+    # directly: its whole state and initial seed must equal torch.manual_seed's.
+    torch.manual_seed(2**32 - 2)
+    expected = (torch.get_rng_state(), torch.initial_seed())
+    torch.rand(5)
+    repro.seed(2**32 - 2)
+    assert torch.equal(torch.get_rng_state(), expected[0])
+    assert torch.initial_seed() == expected[1]
+
+
 def test_numpy_integer_seed_is_accepted() -> None:
     assert repro.seed(np.int64(5)) == 5
     assert repro.state().seed == 5

@@ -35,6 +35,56 @@ class _SeedRefusing(Framework):
         return {}
 
 
+class _Interrupted(_SeedRefusing):
+    """An adapter that cannot fail, interrupted (Ctrl-C) once when ``interrupt`` is set."""
+
+    name, label = "interrupted", "interrupted"
+    seed_may_fail = False
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.interrupt = False
+
+    def seed(self, seed: int) -> None:
+        self.calls.append(seed)
+        if self.interrupt:
+            self.interrupt = False
+            raise KeyboardInterrupt
+
+
+def test_seed_is_all_or_nothing_when_a_framework_refuses_its_seed() -> None:
+    assert json  # the refusing adapter's module is imported, so it is live
+    repro.seed(1)
+    before, expected = repro.state(), streams(3)
+    repro.seed(1)
+    frameworks.register(_SeedRefusing())
+    try:
+        with pytest.raises(RuntimeError, match="refuses its seed"):
+            repro.seed(2)
+    finally:
+        frameworks.unregister("seed-refusing")
+    assert repro.state() == before
+    assert streams(3) == expected  # Python and NumPy were not left at seed 2
+
+
+def test_an_interrupt_while_seeding_completes_the_seeding() -> None:
+    # Frameworks that cannot fail are not saved before seeding: an interrupt among them
+    # must leave every generator and the session at the new seed, not half of them.
+    interrupted = frameworks.register(_Interrupted())
+    try:
+        repro.seed(1)
+        interrupted.interrupt = True
+        with pytest.raises(KeyboardInterrupt):
+            repro.seed(2)
+    finally:
+        frameworks.unregister("interrupted")
+    assert interrupted.calls == [1, 2, 2]
+    assert repro.state().seed == 2
+    expected = streams(3)
+    repro.seed(2)
+    assert streams(3) == expected
+
+
 def test_effective_seed_is_the_given_then_the_sessions_then_a_drawn_one() -> None:
     value, drawn = _session.effective_seed(None)
     assert drawn and 0 <= value < 2**32

@@ -41,6 +41,16 @@ class Framework:
         """Seed every generator of the library with ``seed`` (0 <= seed < 2**32)."""
         raise NotImplementedError
 
+    #: Whether, right after ``seed(s)``, :meth:`fingerprints` depends on ``s`` alone (true of
+    #: a plain generator; not of torch, whose CUDA streams appear once CUDA starts). repro
+    #: then reads them once per seed and reuses them when the same seed is applied again.
+    fingerprints_by_seed: bool = False
+
+    #: Whether :meth:`seed` can raise for a checked seed (a device error, a plugin's own
+    #: check). repro saves such a framework's state before seeding it, to put it back if
+    #: seeding fails; one that cannot fail is seeded without that cost.
+    seed_may_fail: bool = True
+
     def get_state(self) -> Any:
         """An opaque value that :meth:`set_state` restores exactly."""
         raise NotImplementedError

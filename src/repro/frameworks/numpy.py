@@ -19,6 +19,8 @@ class NumPyRandom(Framework):
     name = "numpy"
     module = "numpy"
     label = "NumPy"
+    fingerprints_by_seed = True
+    seed_may_fail = False  # ``np.random.seed`` of a checked int cannot fail
 
     def seed(self, seed: int) -> None:
         """Seed it as ``np.random.seed(seed)`` does."""

@@ -15,6 +15,8 @@ class PythonRandom(Framework):
     name = "python"
     module = "random"
     label = "Python random"
+    fingerprints_by_seed = True
+    seed_may_fail = False  # ``random.seed`` of an int cannot fail
 
     def seed(self, seed: int) -> None:
         """Seed it as ``random.seed(seed)`` does."""
