@@ -142,8 +142,8 @@ def test_inductor_gets_the_deterministic_mode_when_it_is_imported(
 
     from repro.frameworks import torch as adapter
 
-    if "torch._inductor.config" in sys.modules:
-        pytest.skip("torch._inductor is already imported here: repro sets it directly")
+    # Another test in this process may have imported the real module: hide it for this one.
+    monkeypatch.delitem(sys.modules, "torch._inductor.config", raising=False)
     monkeypatch.setattr(adapter, "_inductor_hooked", False)  # a fresh hook for this test
     repro.use_profile("debug")
     config = types.ModuleType("torch._inductor.config")
