@@ -48,12 +48,9 @@ ENVIRONMENT_VARIABLES = (
 )
 
 
-
 #: Bounds the one subprocess (``git status`` for dirtiness): a huge or hung repository
 #: costs at most this, and dirtiness is then reported as unknown.
 GIT_TIMEOUT_S = 10.0
-
-
 
 
 # --- capture ----------------------------------------------------------------------
@@ -430,4 +427,3 @@ def format_environment(env: dict[str, Any]) -> str:
         rows.append(("git", "not in a repository"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
-
