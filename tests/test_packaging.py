@@ -4,9 +4,9 @@ The rest of the suite imports repro from the source tree (an editable install), 
 hides what a real wheel lacks. Here ``python -m build`` makes both files, ``twine check``
 passes on them, the wheel holds LICENSE and py.typed, and it is installed (not
 editable) into a fresh virtual environment, where IPython's ``%load_ext repro``,
-``%repro 42 -d`` and the ``repro info`` command run. The venv sees this Python's
-packages (``--system-site-packages``), so torch and IPython are not installed again;
-repro itself must come from the venv's own site-packages.
+``%repro 42 -d`` and the ``repro info`` command run. The venv sees the packages of the
+environment running the tests, so torch and IPython are not installed again; repro
+itself must come from the venv's own site-packages.
 """
 
 from __future__ import annotations
@@ -75,10 +75,20 @@ def test_the_wheel_holds_license_types_and_an_absolute_readme_image(dist: dict[s
 
 def test_the_wheel_installed_in_a_fresh_venv_works(dist: dict[str, Path], tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv)
+    _run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
+    site = Path(
+        _run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip()
+    )
+    # The dependencies (torch, IPython, ...) come from the environment running the tests,
+    # seen through a .pth file after the venv's own site-packages. Not through
+    # --system-site-packages: inside a venv (the README's set-up) that would be the base
+    # Python's, without them. Plain paths: the .pth files there (the editable install of
+    # repro) are not run, so repro can only come from the wheel.
+    outer = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (site / "outer-environment.pth").write_text("\n".join(outer) + "\n")
     # This Python's pip installs into the venv: the wheel only, its dependencies are
-    # already visible through the system site-packages.
+    # already visible.
     _run(
         sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
         "--force-reinstall", "--no-index", dist["wheel"],
