@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from tests.reliability import record
 
-#: One cycle of ten cells: mostly plain ones, as in a notebook, and each kind of repro cell.
+#: One cycle of twenty cells: mostly plain ones, as in a notebook (half of them move an RNG,
+#: so the panel redraws), and each kind of repro cell once.
 CELLS = [
     "_x = random.random()",
     "_n = sum(range(100))",
@@ -32,8 +33,18 @@ CELLS = [
     "%%repro 1\n_y = np.random.rand()",
     "_z = torch.rand(1)",
     "_s = str(_x)",
-    "%%repro 2 -p debug\n_w = torch.rand(2)",
     "_l = [random.random() for _ in range(10)]",
+    "_d = {'a': 1}",
+    "_x = random.random()",
+    "_t = torch.ones(2) * 2",
+    "_y = np.random.rand(3)",
+    "_n = len(_s)",
+    "%%repro 2 -p debug\n_w = torch.rand(2)",
+    "_z = torch.rand(1)",
+    "pass",
+    "_x = random.random()",
+    "_k = sorted(_d)",
+    "_y = np.random.randint(10)",
 ]
 TOTAL = 10_000
 #: tracemalloc runs over these cells, and the growth is measured over the second half.
