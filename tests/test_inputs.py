@@ -439,9 +439,23 @@ def _run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 @pytest.fixture
 def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Kernels that a generated ``kernel install`` writes go to a temporary folder."""
+    """Kernels that a generated ``kernel install`` writes go to a temporary folder.
+
+    Generated arguments can be a real install: ``--user`` (JUPYTER_DATA_DIR here),
+    ``--s`` (argparse's abbreviation of ``--sys-prefix``: sys.prefix here) or ``--pr /``
+    (an absolute prefix, rebased here). The install itself still runs, for real.
+    """
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "sys-prefix"))
     monkeypatch.chdir(tmp_path)
+    install = cli.install_kernel
+
+    def install_here(name: str, *, prefix: str | None = None, **kwargs: Any) -> str:
+        if prefix is not None:
+            prefix = str(tmp_path / "prefix" / str(prefix).lstrip("/"))
+        return install(name, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(cli, "install_kernel", install_here)
     return tmp_path
 
 
