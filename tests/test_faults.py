@@ -20,6 +20,9 @@ from tests.reliability import differences, kernel_state, record
 
 import repro
 
+# IPython says "To exit: use 'exit', 'quit', or Ctrl-D." after each sys.exit in a cell.
+pytestmark = pytest.mark.filterwarnings("ignore:To exit:UserWarning")
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 #: What the user's cell does before it fails: move every RNG, flip flags and variables.

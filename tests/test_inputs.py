@@ -27,6 +27,7 @@ from tests.reliability import differences, kernel_state, record
 
 import repro
 from repro import cli
+from repro._shown import shown
 
 FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
@@ -141,19 +142,25 @@ def _try_magic(run: Callable[[], Any], made: list[Any]) -> bool:
 
 
 class Tally:
-    """How many inputs a property test tried, and how many of them applied."""
+    """How many inputs a property test tried (and how many distinct), how many applied."""
 
     def __init__(self) -> None:
         self.tried = self.applied = 0
+        self.seen: set[str] = set()
 
-    def add(self, applied: bool) -> None:
+    def add(self, applied: bool, key: str) -> None:
         self.tried += 1
         self.applied += applied
+        self.seen.add(key)
 
     def record(self, name: str) -> None:
         assert self.tried > 0, "hypothesis ran no example"
         record(
-            name, inputs_tried=self.tried, applied=self.applied, rejected=self.tried - self.applied
+            name,
+            inputs_tried=self.tried,
+            distinct=len(self.seen),
+            applied=self.applied,
+            rejected=self.tried - self.applied,
         )
 
 
@@ -164,7 +171,7 @@ def test_line_magic_any_line(quiet_shell: Any) -> None:
     @settings(deadline=None, max_examples=1000, suppress_health_check=FIXTURE_OK)
     @given(line=LINES)
     def check(line: str) -> None:
-        tally.add(_try_magic(lambda: shell.run_line_magic("repro", line), made))
+        tally.add(_try_magic(lambda: shell.run_line_magic("repro", line), made), line)
 
     check()
     tally.record("inputs-line-magic")
@@ -178,7 +185,7 @@ def test_subcommands_any_arguments(quiet_shell: Any) -> None:
     @given(sub=st.sampled_from(SUBCOMMANDS), rest=LINES)
     def check(sub: str, rest: str) -> None:
         line = f"{sub} {rest}"
-        tally.add(_try_magic(lambda: shell.run_line_magic("repro", line), made))
+        tally.add(_try_magic(lambda: shell.run_line_magic("repro", line), made), line)
 
     check()
     tally.record("inputs-subcommands")
@@ -196,7 +203,7 @@ def test_export_any_params(quiet_shell: Any) -> None:
         line = "export " + " ".join(f"--param '{k}{sep}{v}'" for k, sep, v in pairs)
         shell.rl_next_input = None
         applied = _try_magic(lambda: shell.run_line_magic("repro", line), made)
-        tally.add(applied)
+        tally.add(applied, line)
         if applied:
             # The inserted cell is valid Python whatever the values were.
             compile(shell.rl_next_input, "<config cell>", "exec")
@@ -216,7 +223,7 @@ def test_cell_magic_any_header(quiet_shell: Any) -> None:
     def check(header: str) -> None:
         shell.user_ns["_cell_ran"] = 0
         applied = _try_magic(lambda: shell.run_cell_magic("repro", header, body), made)
-        tally.add(applied)
+        tally.add(applied, header)
         assert shell.user_ns["_cell_ran"] == (1 if applied else 0)
 
     check()
@@ -390,10 +397,10 @@ def test_public_functions_any_value() -> None:
             assert len(message) < 500, f"{what}: a message of {len(message)} characters"
             changed = differences(before, kernel_state())
             assert not changed, f"{what}({value!r}) was rejected but changed {changed}"
-            tally.add(False)
+            tally.add(False, f"{index}:{type(value).__name__}:{shown(value)}")
             return
         assert expected is not False, f"{what} accepted {value!r}"
-        tally.add(True)
+        tally.add(True, f"{index}:{type(value).__name__}:{shown(value)}")
 
     check()
     tally.record("inputs-api")
@@ -439,9 +446,23 @@ def _run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 @pytest.fixture
 def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Kernels that a generated ``kernel install`` writes go to a temporary folder."""
+    """Kernels that a generated ``kernel install`` writes go to a temporary folder.
+
+    Generated arguments can be a real install: ``--user`` (JUPYTER_DATA_DIR here),
+    ``--s`` (argparse's abbreviation of ``--sys-prefix``: sys.prefix here) or ``--pr /``
+    (an absolute prefix, rebased here). The install itself still runs, for real.
+    """
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "sys-prefix"))
     monkeypatch.chdir(tmp_path)
+    install = cli.install_kernel
+
+    def install_here(name: str, *, prefix: str | None = None, **kwargs: Any) -> str:
+        if prefix is not None:
+            prefix = str(tmp_path / "prefix" / str(prefix).lstrip("/"))
+        return install(name, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(cli, "install_kernel", install_here)
     return tmp_path
 
 
@@ -457,7 +478,7 @@ def test_cli_any_arguments(cli_home: Path) -> None:
         if code != 0:
             lines = err.strip().splitlines()
             assert len(lines) == 1, f"repro {argv!r} exited {code} with {len(lines)} lines: {err!r}"
-        tally.add(code == 0)
+        tally.add(code == 0, repr(argv))
 
     check()
     tally.record("inputs-cli")

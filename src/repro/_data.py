@@ -27,6 +27,17 @@ def _session_seed(seed: int | None, what: str) -> int:
     return value
 
 
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            "repro.dataloader_kwargs() and repro.seed_worker are for PyTorch's DataLoader, "
+            "and PyTorch is not installed (pip install torch)"
+        ) from None
+    return torch
+
+
 def worker_seed_sequence(base_seed: int, worker_id: int) -> Any:
     """The ``numpy.random.SeedSequence`` of worker ``worker_id`` for a loader's ``base_seed``.
 
@@ -47,8 +58,8 @@ def seed_worker(worker_id: int) -> None:
     the same loader generator gives the same streams on every run.
     """
     import numpy as np
-    import torch
 
+    torch = _torch()
     if isinstance(worker_id, bool) or not isinstance(worker_id, numbers.Integral):
         raise TypeError(f"worker_id must be an int, got {type(worker_id).__name__}")
     info = torch.utils.data.get_worker_info()
@@ -66,8 +77,7 @@ def dataloader_kwargs(seed: int | None = None) -> dict[str, Any]:
     The generator is ``torch.Generator().manual_seed(seed)``, exactly the guide's,
     so shuffling order matches it; ``seed`` defaults to the session seed.
     """
-    import torch
-
+    torch = _torch()
     value = _session_seed(seed, "dataloader_kwargs()")
     generator = torch.Generator()
     generator.manual_seed(value)

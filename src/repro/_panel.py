@@ -162,6 +162,13 @@ class Panel(widgets.VBox):
         self._unsubscribe: Callable[[], None] | None = _session.subscribe(self._on_session_change)
         self.refresh()
 
+    def __repr__(self) -> str:
+        # What a frontend without widgets (a terminal, a headless run) shows instead.
+        return (
+            f"repro panel: {state().summary()} (widgets draw in JupyterLab, Notebook 7 or "
+            "VS Code; here, %repro shows the same state as text)"
+        )
+
     # -- refreshing --
 
     def refresh(self, snapshot: State | None = None) -> bool:
