@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Framework",
+    "LaunchError",
     "Profile",
     "ReproWarning",
     "Settings",
@@ -39,13 +40,16 @@ __all__ = [
     "environment",
     "get_profile",
     "hash_seed",
+    "launch",
     "load_ipython_extension",
     "panel",
     "profiles",
+    "rank_seed",
     "register_profile",
     "rng",
     "scope",
     "seed",
+    "seed_from_env",
     "seed_worker",
     "setup",
     "state",
@@ -60,6 +64,10 @@ _LAZY = {
     "apply_config": "repro._config",
     "check": "repro._config",
     "panel": "repro._panel",
+    "launch": "repro._distributed",
+    "seed_from_env": "repro._distributed",
+    "rank_seed": "repro._distributed",
+    "LaunchError": "repro._distributed",
 }
 
 

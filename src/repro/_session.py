@@ -9,6 +9,7 @@ through a post-import hook, so ``import repro`` never imports torch.
 from __future__ import annotations
 
 import contextlib
+import json
 import numbers
 import os
 import secrets
@@ -19,6 +20,7 @@ from typing import Any
 
 import wrapt
 
+from repro import _distributed
 from repro import frameworks as _frameworks
 from repro._profiles import Profile, Settings, get_profile
 from repro.frameworks import Framework
@@ -39,7 +41,13 @@ __all__ = [
 SEED_LIMIT = 2**32
 
 #: The environment variables repro may set, and that ``scope`` therefore saves and restores.
-ENV_VARS = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "REPRO_SEED")
+ENV_VARS = (
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "REPRO_SEED",
+    "REPRO_PROFILE",
+    "REPRO_OVERRIDES",
+)
 
 
 @dataclass
@@ -60,6 +68,8 @@ class Session:
     config: dict[str, Any] | None = None
     #: bumped on every change, so the panel can tell cheaply that nothing changed
     generation: int = 0
+    #: the rank the streams were derived for (None: one process, the guide's streams)
+    rank: int | None = None
 
     def copy(self) -> Session:
         """An independent copy (for scope's snapshot)."""
@@ -73,6 +83,7 @@ class Session:
             list(self.notes),
             self.config,
             self.generation,
+            self.rank,
         )
 
 
@@ -131,8 +142,9 @@ def fresh_seed() -> int:
 def _sync(fw: Framework, session: Session) -> None:
     """Bring a freshly imported framework in line with ``session``."""
     if session.seed is not None:
-        fw.seed(session.seed)
-        session.seeds[fw.name] = session.seed
+        value = _distributed.stream_seed(session.seed, fw.name, session.rank)
+        fw.seed(value)
+        session.seeds[fw.name] = value
         session.marks.update(fw.fingerprints())
     if session.settings is not None:
         _apply_to([fw], session.settings, session)
@@ -163,18 +175,20 @@ def _watch() -> None:
 # --- applying ---------------------------------------------------------------------
 
 
-def _seed_all(value: int) -> None:
+def _seed_all(value: int, rank: int | None = None) -> None:
     live = _frameworks.loaded()
     saved = [(fw, fw.get_state()) for fw in live]
+    # Per rank: which stream is shared across ranks and which is derived is _distributed's call.
+    seeds = {fw.name: _distributed.stream_seed(value, fw.name, rank) for fw in live}
     try:
         for fw in live:
-            fw.seed(value)
+            fw.seed(seeds[fw.name])
     except BaseException:
         for fw, state in saved:
             fw.set_state(state)
         raise
-    _session.seed = value
-    _session.seeds = {fw.name: value for fw in live}
+    _session.seed, _session.rank = value, rank
+    _session.seeds = seeds
     _session.marks = {k: v for fw in live for k, v in fw.fingerprints().items()}
     os.environ["PYTHONHASHSEED"] = str(value)
     os.environ["REPRO_SEED"] = str(value)
@@ -232,9 +246,15 @@ def _resolve(
 def _use(chosen: Profile, settings: Settings, overrides: dict[str, Any]) -> None:
     _apply_to(_frameworks.loaded(), settings, _session)
     _session.profile, _session.overrides, _session.settings = chosen.name, overrides, settings
+    # For child processes (repro.seed_from_env), like REPRO_SEED.
+    os.environ["REPRO_PROFILE"] = chosen.name
+    if overrides:
+        os.environ["REPRO_OVERRIDES"] = json.dumps(overrides)
+    else:
+        os.environ.pop("REPRO_OVERRIDES", None)
 
 
-def seed(seed: int | None = None) -> int:
+def seed(seed: int | None = None, *, rank: int | None = None) -> int:
     """Seed Python ``random``, NumPy's global RNG and PyTorch (CPU and every CUDA device).
 
     Gives exactly the streams of the reference guide's ``set_seed(seed)`` (and of
@@ -243,10 +263,14 @@ def seed(seed: int | None = None) -> int:
     ``PYTHONHASHSEED`` and ``REPRO_SEED`` for child processes; the running
     kernel's own ``str`` hashing cannot change (see :attr:`repro.State.hash_seed`).
 
+    In a process group (or under torchrun, or with ``rank=``), torch stays on ``seed``
+    on every rank while Python ``random`` and NumPy get ``repro.rank_seed(seed, rank)``:
+    the same model initialisation, each rank its own data streams.
+
     Returns the seed, so that a drawn one can be pinned.
     """
     value = fresh_seed() if seed is None else check_seed(seed)
-    _seed_all(value)
+    _seed_all(value, _distributed.resolve_rank(rank))
     _watch()
     _changed()
     return value
@@ -265,18 +289,25 @@ def use_profile(name: str, **overrides: Any) -> Profile:
     return chosen
 
 
-def setup(seed: int | None = None, profile: str | None = None, **overrides: Any) -> int | None:
+def setup(
+    seed: int | None = None,
+    profile: str | None = None,
+    *,
+    rank: int | None = None,
+    **overrides: Any,
+) -> int | None:
     """Seed and switch profile in one call, checking every argument before changing anything.
 
     ``repro.setup(42, "debug")`` is what ``%repro 42 --deterministic`` does. A
     ``None`` seed or profile leaves that part as it is; overrides without a
-    profile adjust the current profile. Returns the session's seed.
+    profile adjust the current profile. ``rank`` as for :func:`seed`. Returns the session's seed.
     """
     value, chosen, settings, merged = _resolve(seed, profile, overrides)
+    ranked = _distributed.resolve_rank(rank)
     if chosen is not None and settings is not None:
         _use(chosen, settings, merged)
     if value is not None:
-        _seed_all(value)
+        _seed_all(value, ranked)
     _watch()
     _changed()
     return _session.seed
@@ -299,7 +330,8 @@ def scope(seed: int | None = None, profile: str | None = None, **overrides: Any)
     try:
         if chosen is not None and settings is not None:
             _use(chosen, settings, merged)
-        _seed_all(value)
+        ranked = _distributed.resolve_rank()
+        _seed_all(value, _session.rank if ranked is None else ranked)
         _watch()
         _changed()
         yield value
@@ -337,8 +369,9 @@ class _Snapshot:
                 if outer.seed is None:
                     fw.reset()
                 else:
-                    fw.seed(outer.seed)
-                    outer.seeds[fw.name] = outer.seed
+                    value = _distributed.stream_seed(outer.seed, fw.name, outer.rank)
+                    fw.seed(value)
+                    outer.seeds[fw.name] = value
                     outer.marks.update(fw.fingerprints())
                 fw.apply_settings(outer.settings or Settings())
             except Exception as exc:

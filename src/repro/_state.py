@@ -11,6 +11,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
+from repro import _distributed
 from repro import frameworks as _frameworks
 from repro._session import current
 
@@ -87,6 +88,9 @@ class State:
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     hash_seed: int | None = None
     warnings: tuple[str, ...] = ()
+    #: this process's place in its torch.distributed process group, once one is initialised
+    rank: int | None = None
+    world_size: int | None = None
 
     @property
     def hash_fixed(self) -> bool:
@@ -127,6 +131,8 @@ class State:
             "environ": dict(self.environ),
             "hash_seed": self.hash_seed,
             "warnings": list(self.warnings),
+            "rank": self.rank,
+            "world_size": self.world_size,
         }
 
     def _source_rows(self) -> list[tuple[str, str, str, str]]:
@@ -156,6 +162,8 @@ class State:
     def __str__(self) -> str:
         seed = "none" if self.seed is None else str(self.seed)
         lines = [f"repro: seed {seed} · profile {self.profile_label}", "sources:"]
+        if self.rank is not None:
+            lines[0] += f" · rank {self.rank} of {self.world_size}"
         for stream, s, fp, moved in self._source_rows():
             lines.append(f"  {stream:<16} seed {s:<11} {fp:<9} {moved}")
         lines.append("settings:")
@@ -245,6 +253,7 @@ def state() -> State:
     seed_fixed = hash_seed()
     warnings = _warnings(settings, environ, seed_fixed is not None)
     warnings += [n for n in session.notes if n not in warnings]
+    rank, world_size = _distributed.process_group() or (None, None)
     return State(
         seed=session.seed,
         profile=session.profile,
@@ -254,4 +263,6 @@ def state() -> State:
         environ=MappingProxyType(environ),
         hash_seed=seed_fixed,
         warnings=tuple(warnings),
+        rank=rank,
+        world_size=world_size,
     )
