@@ -1,0 +1,367 @@
+"""Beyond one process: DDP with repro.launch (gloo on CPU), per-rank streams, seed_from_env.
+
+Starting a process that imports torch costs seconds here, so the expensive runs are
+shared: one DDP run in this process and one from a real kernel are the "two runs".
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+import repro
+
+#: A training function as a user writes it in a notebook cell: two processes, DDP, a few
+#: steps; each rank draws its own batch and augmentation from NumPy and Python random.
+TRAIN_CELL = """
+def train(rank, steps=3):
+    import random
+
+    import numpy as np
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    import repro
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    # Read before DDP broadcasts rank 0's weights: what torch's shared seed gave this rank.
+    initial = torch.cat([p.detach().flatten() for p in model.parameters()])
+    ddp = DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    draws = []
+    for _ in range(steps):
+        x = torch.from_numpy(np.random.randn(4, 8).astype("float32"))  # this rank's batch
+        flip = random.random() < 0.5  # this rank's augmentation
+        draws.append([float(x[0, 0]), flip])
+        target = x.sum(dim=1, keepdim=True)
+        loss = torch.nn.functional.mse_loss(ddp(-x if flip else x), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {
+        "rank": rank,
+        "header": str(repro.state()).splitlines()[0],
+        "initial": initial.tolist(),
+        "weights": torch.cat([p.detach().flatten() for p in model.parameters()]).tolist(),
+        "draws": draws,
+    }
+"""
+
+FAILING_CELL = """
+def fail_on_rank_1(rank):
+    import torch.distributed as dist
+
+    if rank == 1:
+        raise KeyError("no such column: 'label'")
+    dist.barrier()  # rank 0 waits for a rank that never comes: launch must stop it
+"""
+
+
+def cell_function(source: str, name: str) -> Any:
+    """The function ``name`` defined by ``source`` as a notebook cell defines it: in no
+    importable module, so it can only reach a spawned process by value."""
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<notebook cell>", "exec"), namespace)
+    return namespace[name]
+
+
+@pytest.fixture(scope="module")
+def in_process() -> list[dict[str, Any]]:
+    """The DDP run launched from this process under seed 42 (run 1 of 2)."""
+    with repro.scope(42):
+        return repro.launch(cell_function(TRAIN_CELL, "train"), nprocs=2)
+
+
+@pytest.fixture(scope="module")
+def from_kernel() -> list[dict[str, Any]]:
+    """The same cell run in a real kernel with ``repro.launch`` (run 2 of 2)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import json\nimport repro\nrepro.seed(42)"),
+        nbformat.v4.new_code_cell(TRAIN_CELL),
+        nbformat.v4.new_code_cell("print(json.dumps(repro.launch(train, nprocs=2)))"),
+    ]
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=300).execute()
+    out = "".join(o.get("text", "") for o in nb.cells[2].outputs if o.output_type == "stream")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_ddp_weights_are_identical_across_ranks_and_between_runs(
+    in_process: list[dict[str, Any]], from_kernel: list[dict[str, Any]]
+) -> None:
+    assert [r["rank"] for r in in_process] == [0, 1]
+    first, second = in_process
+    # torch's generator is shared: the same initial weights on every rank, before DDP's broadcast.
+    assert first["initial"] == second["initial"]
+    assert first["weights"] == second["weights"]
+    assert first["weights"] != first["initial"]  # it trained
+    # The second run (from a kernel, the function defined in a cell) gives the same bits.
+    assert [r["weights"] for r in from_kernel] == [r["weights"] for r in in_process]
+
+
+def test_augmentation_streams_differ_between_ranks_and_repeat_between_runs(
+    in_process: list[dict[str, Any]], from_kernel: list[dict[str, Any]]
+) -> None:
+    first, second = in_process
+    assert first["draws"] != second["draws"]
+    assert len({d[0] for r in in_process for d in r["draws"]}) == 6
+    assert [r["draws"] for r in from_kernel] == [r["draws"] for r in in_process]
+
+
+def test_a_ranks_streams_replay_in_one_process_with_rank_seed(
+    in_process: list[dict[str, Any]],
+) -> None:
+    for result in in_process:
+        repro.seed(repro.rank_seed(42, result["rank"]))
+        x = float(np.random.randn(4, 8).astype("float32")[0, 0])
+        assert [x, random.random() < 0.5] == result["draws"][0]
+
+
+def test_the_state_shows_rank_and_world_size_in_a_process_group(
+    in_process: list[dict[str, Any]],
+) -> None:
+    assert [r["header"].rsplit(" · ", 1)[-1] for r in in_process] == [
+        "rank 0 of 2",
+        "rank 1 of 2",
+    ]
+    assert repro.state().rank is None and "rank" not in str(repro.state()).splitlines()[0]
+
+
+def test_an_error_in_rank_1_is_raised_here_with_its_traceback_and_stops_rank_0() -> None:
+    repro.seed(42)
+    start = time.perf_counter()
+    with pytest.raises(repro.LaunchError) as info:
+        repro.launch(cell_function(FAILING_CELL, "fail_on_rank_1"), nprocs=2)
+    assert info.value.rank == 1
+    message = str(info.value)
+    assert message.startswith("rank 1 failed:")
+    assert "fail_on_rank_1" in message and "KeyError: \"no such column: 'label'\"" in message
+    # The traceback starts at the user's function, not in repro's or torch's plumbing.
+    assert "_run_rank" not in message and "spawn.py" not in message
+    assert not multiprocessing.active_children()
+    assert time.perf_counter() - start < 60  # rank 0 was not left waiting in its barrier
+
+
+def test_launch_checks_its_arguments_before_starting_anything() -> None:
+    with pytest.raises(ValueError, match="nprocs"):
+        repro.launch(print, nprocs=0)
+    with pytest.raises(ValueError, match="start_method"):
+        repro.launch(print, start_method="thread")
+    with pytest.raises(TypeError, match="fn must be callable"):
+        repro.launch(42)  # type: ignore[arg-type]
+
+
+# --- rank-aware seeding in one process ---------------------------------------------
+
+
+def draws() -> tuple[float, float, float]:
+    return random.random(), float(np.random.rand()), torch.rand(1).item()
+
+
+def test_a_rank_shares_torch_and_has_its_own_python_and_numpy_streams() -> None:
+    repro.seed(42)
+    plain = draws()
+    repro.seed(42, rank=0)
+    rank0 = draws()
+    repro.seed(42, rank=1)
+    rank1 = draws()
+    assert plain[2] == rank0[2] == rank1[2]  # model initialisation: the same everywhere
+    assert len({plain[:2], rank0[:2], rank1[:2]}) == 3
+    repro.seed(42, rank=1)
+    assert draws() == rank1  # stable from run to run
+    state = repro.state()
+    seeds = {s.stream: s.seed for s in state.sources}
+    assert seeds["torch (CPU)"] == 42 and seeds["NumPy"] == seeds[
+        "Python random"
+    ] == repro.rank_seed(42, 1)
+
+
+def test_rank_seed_is_spawned_not_added() -> None:
+    # seed + rank would make rank 1 of seed 42 equal to rank 0 of seed 43.
+    assert repro.rank_seed(42, 1) != repro.rank_seed(43, 0)
+    expected = np.random.SeedSequence(42, spawn_key=(1,)).generate_state(1)[0]
+    assert repro.rank_seed(42, 1) == int(expected)
+
+
+def test_rank_is_checked() -> None:
+    with pytest.raises(ValueError, match="rank must be"):
+        repro.seed(1, rank=-1)
+    with pytest.raises(TypeError, match="rank must be"):
+        repro.setup(1, "debug", rank="1")  # type: ignore[arg-type]
+    assert repro.state().seed is None and repro.state().profile is None  # nothing changed
+
+
+# --- the environment hand-over -----------------------------------------------------
+
+CHILD = """
+    import json, random
+    import numpy as np
+    import torch
+    import repro
+
+    def draws():
+        return [random.random(), float(np.random.rand()), torch.rand(1).item()]
+
+    imported = {"seed": repro.state().seed, "draws": draws()}
+    seed = repro.seed_from_env()
+    print(json.dumps({
+        "imported": imported,
+        "seed": seed,
+        "draws": draws(),
+        "profile": repro.state().profile_label,
+        "deterministic": torch.backends.cudnn.deterministic,
+    }))
+"""
+
+
+def test_seed_from_env_in_a_child_gives_the_parents_streams_and_import_alone_does_not() -> None:
+    repro.setup(42, "final", cudnn_benchmark=False)
+    parent = list(draws())
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CHILD)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    child = json.loads(proc.stdout)
+    assert child["imported"]["seed"] is None and child["imported"]["draws"] != parent
+    assert child["seed"] == 42 and child["draws"] == parent
+    assert child["profile"] == "final (cudnn_benchmark=False)" and child["deterministic"]
+
+
+def test_pl_global_seed_is_honoured_and_repro_seed_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REPRO_SEED", "PL_GLOBAL_SEED", "REPRO_PROFILE", "REPRO_OVERRIDES", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert repro.seed_from_env() is None and repro.state().seed is None
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
+    assert repro.seed_from_env() == 7
+    lightning = draws()
+    repro.seed(7)
+    assert draws() == lightning
+    monkeypatch.setenv("REPRO_SEED", "11")
+    assert repro.seed_from_env() == 11 and repro.state().seed == 11
+
+
+def test_seed_from_env_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPRO_SEED", "forty-two")
+    with pytest.raises(ValueError, match="REPRO_SEED"):
+        repro.seed_from_env()
+    monkeypatch.setenv("REPRO_SEED", "42")
+    monkeypatch.setenv("REPRO_PROFILE", "debug")
+    monkeypatch.setenv("REPRO_OVERRIDES", "[1]")
+    with pytest.raises(ValueError, match="REPRO_OVERRIDES"):
+        repro.seed_from_env()
+    assert repro.state().seed is None  # nothing applied
+
+
+def test_a_profile_is_exported_for_children_and_scope_restores_it() -> None:
+    import os
+
+    repro.use_profile("debug", deterministic_algorithms="warn")
+    assert os.environ["REPRO_PROFILE"] == "debug"
+    assert json.loads(os.environ["REPRO_OVERRIDES"]) == {"deterministic_algorithms": "warn"}
+    with repro.scope(1, "search"):
+        assert os.environ["REPRO_PROFILE"] == "search" and "REPRO_OVERRIDES" not in os.environ
+    assert os.environ["REPRO_PROFILE"] == "debug" and "REPRO_OVERRIDES" in os.environ
+
+
+# --- DataLoader workers on ranks ----------------------------------------------------
+
+
+class Augmented(Dataset):
+    """Each item draws from Python random, NumPy and torch, as augmentations do."""
+
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, index: int) -> tuple[int, int, float, float, float]:
+        worker = torch.utils.data.get_worker_info()
+        return (
+            index,
+            worker.id,
+            random.random(),
+            float(np.random.rand()),
+            torch.rand(1).item(),
+        )
+
+
+def items(rank: int, context: str) -> list[tuple]:
+    repro.seed(42, rank=rank)
+    dataset = Augmented()
+    sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=0)
+    loader = DataLoader(
+        dataset,
+        batch_size=2,
+        sampler=sampler,
+        num_workers=2,
+        multiprocessing_context=context,
+        **repro.dataloader_kwargs(),
+    )
+    out = []
+    for batch in loader:
+        out.extend(zip(*(column.tolist() for column in batch), strict=True))
+    return out
+
+
+@pytest.mark.slow
+def test_dataloader_streams_differ_per_rank_and_worker_and_spawn_equals_fork() -> None:
+    rank0, rank1 = items(0, "fork"), items(1, "fork")
+    # The DistributedSampler splits the data: each index on exactly one rank.
+    assert sorted(i for i, *_ in rank0 + rank1) == list(range(16))
+    assert {w for _, w, *_ in rank0} == {w for _, w, *_ in rank1} == {0, 1}
+    # Every (rank, worker) pair draws its own numbers in random, NumPy and torch.
+    for column in (2, 3, 4):
+        values = [item[column] for item in rank0 + rank1]
+        assert len(set(values)) == len(values)
+    assert items(1, "fork") == rank1  # and they repeat
+    # Workers started with spawn know nothing of this process: same streams all the same.
+    assert items(1, "spawn") == rank1
+
+
+# --- GPU ----------------------------------------------------------------------------
+
+GPU_CELL = """
+def train_on_gpu(rank):
+    import numpy as np
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = torch.device("cuda", rank)
+    torch.cuda.set_device(device)
+    model = torch.nn.Linear(32, 4).to(device)
+    ddp = DistributedDataParallel(model, device_ids=[rank])
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    for _ in range(3):
+        x = torch.from_numpy(np.random.randn(16, 32).astype("float32")).to(device)
+        loss = ddp(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return torch.cat([p.detach().flatten() for p in model.parameters()]).cpu().tolist()
+"""
+
+
+@pytest.mark.gpu
+def test_nccl_training_repeats_on_gpus() -> None:
+    nprocs = min(torch.cuda.device_count(), 2)  # nccl needs one GPU per rank
+    fn = cell_function(GPU_CELL, "train_on_gpu")
+    runs = []
+    for _ in range(2):
+        repro.setup(42, "debug")
+        runs.append(repro.launch(fn, nprocs=nprocs, backend="nccl"))
+    assert runs[0] == runs[1]
+    assert all(weights == runs[0][0] for weights in runs[0])
