@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import shutil
 import socket
@@ -315,6 +316,11 @@ def _join(context: Any, results: str) -> None:
     """Wait for every rank; on an error or ``KeyboardInterrupt`` stop them all and raise."""
     import torch.multiprocessing as mp
 
+    # torch logs "Terminating process <pid> via signal SIGTERM" for each rank it stops after
+    # an error: noise in a notebook, where the LaunchError already says what happened.
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)
     try:
         while not context.join(timeout=0.2):
             pass
@@ -327,6 +333,7 @@ def _join(context: Any, results: str) -> None:
             exc.error_index, str(exc).strip(), exc.exit_code
         ) from None
     finally:
+        spawn_log.setLevel(level)
         # After an error torch has stopped the others; after Ctrl-C nobody has: do it here.
         for process in context.processes:
             if process.is_alive():
