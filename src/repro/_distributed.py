@@ -264,7 +264,8 @@ def launch(
     The processes are started by ``torch.multiprocessing`` (``spawn`` by default) with
     torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
     ``MASTER_PORT`` on a free local port), the default process group initialised with
-    ``backend``, and this session's seed and profile applied with each rank's streams.
+    ``backend``, and this session's seed and profile applied with each rank's streams;
+    ``OMP_NUM_THREADS=1`` unless it is set, as torchrun does.
     ``fn``, its arguments and its return values travel by value (cloudpickle), so a
     function defined in a notebook cell works. A rank that raises is a
     :class:`LaunchError` here with that rank's traceback; the other ranks are stopped.
@@ -298,14 +299,22 @@ def launch(
     payload = cloudpickle.dumps((fn, args, kwargs))
     results = tempfile.mkdtemp(prefix="repro-launch-")
     state = (session.seed, session.profile, dict(session.overrides))
+    # As torchrun does: one OpenMP thread per process unless told otherwise, or N ranks
+    # each start one thread per core and spin against each other.
+    threads = {} if "OMP_NUM_THREADS" in os.environ or nprocs == 1 else {"OMP_NUM_THREADS": "1"}
     try:
-        context = mp.start_processes(
-            _run_rank,
-            args=(payload, nprocs, backend, _free_port(), results, state),
-            nprocs=nprocs,
-            join=False,
-            start_method=start_method,
-        )
+        os.environ.update(threads)  # the children copy the environment when they start
+        try:
+            context = mp.start_processes(
+                _run_rank,
+                args=(payload, nprocs, backend, _free_port(), results, state),
+                nprocs=nprocs,
+                join=False,
+                start_method=start_method,
+            )
+        finally:
+            for name in threads:
+                os.environ.pop(name, None)
         _join(context, results)
         return [_read_result(results, rank) for rank in range(nprocs)]
     finally:
