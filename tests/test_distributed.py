@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
@@ -153,6 +155,41 @@ def test_an_error_in_rank_1_is_raised_here_with_its_traceback_and_stops_rank_0()
     assert "_run_rank" not in message and "spawn.py" not in message
     assert not multiprocessing.active_children()
     assert time.perf_counter() - start < 60  # rank 0 was not left waiting in its barrier
+
+
+WAITING_CELL = """
+def wait_forever(rank, folder):
+    import os
+    import time
+
+    with open(os.path.join(folder, f"{rank}.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    while True:
+        time.sleep(0.1)
+"""
+
+
+def test_ctrl_c_in_the_parent_stops_every_rank(tmp_path: Any) -> None:
+    repro.seed(42)
+    pids: list[int] = []
+
+    def interrupt_once_both_run(signum: int, frame: Any) -> None:
+        if not pids and len(list(tmp_path.glob("*.pid"))) == 2:
+            pids.extend(int(p.read_text()) for p in tmp_path.glob("*.pid"))
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt_once_both_run)
+    signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            repro.launch(cell_function(WAITING_CELL, "wait_forever"), str(tmp_path), nprocs=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(pids) == 2 and not multiprocessing.active_children()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_launch_checks_its_arguments_before_starting_anything() -> None:
