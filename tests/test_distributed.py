@@ -1,7 +1,9 @@
 """Beyond one process: DDP with repro.launch (gloo on CPU), per-rank streams, seed_from_env.
 
 Starting a process that imports torch costs seconds here, so the expensive runs are
-shared: one DDP run in this process and one from a real kernel are the "two runs".
+shared: the "two runs" of one training cell are one under torchrun (seeded through the
+environment) and one launched with repro.launch from a real kernel, so that they also
+show that the same function gives the same bits both ways.
 """
 
 from __future__ import annotations
@@ -78,16 +80,44 @@ def cell_function(source: str, name: str) -> Any:
     return namespace[name]
 
 
+#: The torchrun form of the same cell, as the README gives it.
+TORCHRUN_MAIN = """
+if __name__ == "__main__":
+    import json
+    import sys
+
+    import torch.distributed as dist
+
+    repro.seed_from_env()
+    dist.init_process_group("gloo")
+    result = train(dist.get_rank())
+    dist.destroy_process_group()
+    with open(f"{sys.argv[1]}/rank-{result['rank']}.json", "w") as f:
+        json.dump(result, f)
+"""
+
+
 @pytest.fixture(scope="module")
-def in_process() -> list[dict[str, Any]]:
-    """The DDP run launched from this process under seed 42 (run 1 of 2)."""
-    with repro.scope(42):
-        return repro.launch(cell_function(TRAIN_CELL, "train"), nprocs=2)
+def under_torchrun(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Run 1 of 2: the cell as a script under torchrun, the seed handed over by REPRO_SEED."""
+    folder = tmp_path_factory.mktemp("torchrun")
+    script = folder / "train_ddp.py"
+    script.write_text("import repro\n" + TRAIN_CELL + TORCHRUN_MAIN)
+    with repro.scope(42):  # exports REPRO_SEED=42 to the child, as %repro 42 does
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        proc = subprocess.run(
+            [*torchrun, "--nproc-per-node", "2", str(script), str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads((folder / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
 
 
 @pytest.fixture(scope="module")
 def from_kernel() -> list[dict[str, Any]]:
-    """The same cell run in a real kernel with ``repro.launch`` (run 2 of 2)."""
+    """Run 2 of 2: the cell in a real kernel, launched with ``repro.launch``."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.v4.new_notebook()
@@ -101,44 +131,51 @@ def from_kernel() -> list[dict[str, Any]]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_ddp_weights_are_identical_across_ranks_and_between_runs(
-    in_process: list[dict[str, Any]], from_kernel: list[dict[str, Any]]
+def test_launch_from_a_kernel_returns_every_ranks_result(
+    from_kernel: list[dict[str, Any]],
 ) -> None:
-    assert [r["rank"] for r in in_process] == [0, 1]
-    first, second = in_process
+    assert [r["rank"] for r in from_kernel] == [0, 1]
+    assert all(len(r["draws"]) == 3 for r in from_kernel)
+
+
+def test_ddp_weights_are_identical_across_ranks_and_between_runs(
+    under_torchrun: list[dict[str, Any]], from_kernel: list[dict[str, Any]]
+) -> None:
+    first, second = from_kernel
     # torch's generator is shared: the same initial weights on every rank, before DDP's broadcast.
     assert first["initial"] == second["initial"]
     assert first["weights"] == second["weights"]
     assert first["weights"] != first["initial"]  # it trained
-    # The second run (from a kernel, the function defined in a cell) gives the same bits.
-    assert [r["weights"] for r in from_kernel] == [r["weights"] for r in in_process]
+    # The other run, the same function under torchrun, gives the same bits.
+    assert [r["weights"] for r in under_torchrun] == [r["weights"] for r in from_kernel]
 
 
 def test_augmentation_streams_differ_between_ranks_and_repeat_between_runs(
-    in_process: list[dict[str, Any]], from_kernel: list[dict[str, Any]]
+    under_torchrun: list[dict[str, Any]], from_kernel: list[dict[str, Any]]
 ) -> None:
-    first, second = in_process
+    first, second = from_kernel
     assert first["draws"] != second["draws"]
-    assert len({d[0] for r in in_process for d in r["draws"]}) == 6
-    assert [r["draws"] for r in from_kernel] == [r["draws"] for r in in_process]
+    assert len({d[0] for r in from_kernel for d in r["draws"]}) == 6
+    assert [r["draws"] for r in under_torchrun] == [r["draws"] for r in from_kernel]
 
 
 def test_a_ranks_streams_replay_in_one_process_with_rank_seed(
-    in_process: list[dict[str, Any]],
+    from_kernel: list[dict[str, Any]],
 ) -> None:
-    for result in in_process:
+    for result in from_kernel:
         repro.seed(repro.rank_seed(42, result["rank"]))
         x = float(np.random.randn(4, 8).astype("float32")[0, 0])
         assert [x, random.random() < 0.5] == result["draws"][0]
 
 
 def test_the_state_shows_rank_and_world_size_in_a_process_group(
-    in_process: list[dict[str, Any]],
+    under_torchrun: list[dict[str, Any]], from_kernel: list[dict[str, Any]]
 ) -> None:
-    assert [r["header"].rsplit(" · ", 1)[-1] for r in in_process] == [
-        "rank 0 of 2",
-        "rank 1 of 2",
-    ]
+    for results in (under_torchrun, from_kernel):
+        assert [r["header"].rsplit(" · ", 1)[-1] for r in results] == [
+            "rank 0 of 2",
+            "rank 1 of 2",
+        ]
     assert repro.state().rank is None and "rank" not in str(repro.state()).splitlines()[0]
 
 
