@@ -229,6 +229,26 @@ def test_ctrl_c_in_the_parent_stops_every_rank(tmp_path: Any) -> None:
             os.kill(pid, 0)
 
 
+PROFILE_CELL = """
+def session_here(rank):
+    import torch
+
+    import repro
+
+    state = repro.state()
+    return state.seed, state.profile_label, torch.are_deterministic_algorithms_enabled()
+"""
+
+
+def test_a_profile_registered_in_the_notebook_reaches_the_ranks() -> None:
+    repro.register_profile("ddp-check", "a profile only this process knows", base="final")
+    repro.setup(7, "ddp-check", deterministic_algorithms="raise")
+    [(seed, label, algorithms)] = repro.launch(
+        cell_function(PROFILE_CELL, "session_here"), nprocs=1
+    )
+    assert (seed, label, algorithms) == (7, "ddp-check (deterministic_algorithms=raise)", True)
+
+
 def test_launch_checks_its_arguments_before_starting_anything() -> None:
     with pytest.raises(ValueError, match="nprocs"):
         repro.launch(print, nprocs=0)
@@ -315,6 +335,17 @@ def test_seed_from_env_in_a_child_gives_the_parents_streams_and_import_alone_doe
     assert child["imported"]["seed"] is None and child["imported"]["draws"] != parent
     assert child["seed"] == 42 and child["draws"] == parent
     assert child["profile"] == "final (cudnn_benchmark=False)" and child["deterministic"]
+
+
+def test_a_framework_imported_after_seed_from_env_on_a_rank_gets_the_ranks_stream() -> None:
+    code = "import repro; repro.seed_from_env(); import numpy as np; print(np.random.rand())"
+    env = {**os.environ, "REPRO_SEED": "42", "RANK": "1"}  # as torchrun sets RANK
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    np.random.seed(repro.rank_seed(42, 1))
+    assert float(proc.stdout) == np.random.rand()
 
 
 def test_pl_global_seed_is_honoured_and_repro_seed_wins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -199,7 +199,7 @@ def _run_rank(
     backend: str,
     port: int,
     results: str,
-    session: tuple[int | None, str | None, dict[str, Any]],
+    session: tuple[int | None, Any, dict[str, Any]],
 ) -> None:
     """One rank's life: torchrun's environment, the process group, the session, then ``fn``."""
     import cloudpickle
@@ -216,10 +216,17 @@ def _run_rank(
     dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
         seed, profile, overrides = session
+        if profile is not None:
+            # The parent's profile as it is there: one registered in a notebook cell too.
+            from repro._profiles import register_profile
+
+            register_profile(
+                profile.name, profile.meant_for, profile.trade, **profile.settings.as_dict()
+            )
         if seed is not None or profile is not None:
             from repro._session import setup
 
-            setup(seed, profile, rank=rank, **overrides)
+            setup(seed, profile and profile.name, rank=rank, **overrides)
         fn, args, kwargs = cloudpickle.loads(payload)
         value = fn(rank, *args, **kwargs)
     except BaseException as exc:
@@ -286,6 +293,7 @@ def launch(
             "start_method='fork' after CUDA was initialised in this process: a forked child "
             "cannot use CUDA. Use start_method='spawn' (the default) or fork before any CUDA call"
         )
+    from repro._profiles import get_profile
     from repro._session import current
 
     session = current()
@@ -298,7 +306,8 @@ def launch(
         )
     payload = cloudpickle.dumps((fn, args, kwargs))
     results = tempfile.mkdtemp(prefix="repro-launch-")
-    state = (session.seed, session.profile, dict(session.overrides))
+    profile = None if session.profile is None else get_profile(session.profile)
+    state = (session.seed, profile, dict(session.overrides))
     # As torchrun does: one OpenMP thread per process unless told otherwise, or N ranks
     # each start one thread per core and spin against each other.
     threads = {} if "OMP_NUM_THREADS" in os.environ or nprocs == 1 else {"OMP_NUM_THREADS": "1"}

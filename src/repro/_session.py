@@ -176,6 +176,10 @@ def _watch() -> None:
 
 
 def _seed_all(value: int, rank: int | None = None) -> None:
+    if rank is not None:
+        # Deriving a rank's seed imports NumPy: do it before listing what is imported,
+        # or NumPy, imported by the derivation itself, would be left unseeded.
+        _distributed.rank_seed(value, rank)
     live = _frameworks.loaded()
     saved = [(fw, fw.get_state()) for fw in live]
     # Per rank: which stream is shared across ranks and which is derived is _distributed's call.
