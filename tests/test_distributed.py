@@ -83,6 +83,7 @@ def cell_function(source: str, name: str) -> Any:
 #: The torchrun form of the same cell, as the README gives it.
 TORCHRUN_MAIN = """
 if __name__ == "__main__":
+    import gc
     import json
     import sys
 
@@ -91,6 +92,7 @@ if __name__ == "__main__":
     repro.seed_from_env()
     dist.init_process_group("gloo")
     result = train(dist.get_rank())
+    gc.collect()
     dist.destroy_process_group()
     with open(f"{sys.argv[1]}/rank-{result['rank']}.json", "w") as f:
         json.dump(result, f)

@@ -213,8 +213,8 @@ def _run_rank(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
-    dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
+        dist.init_process_group(backend, rank=rank, world_size=world_size)
         seed, profile, overrides = session
         if profile is not None:
             # The parent's profile as it is there: one registered in a notebook cell too.
@@ -229,15 +229,15 @@ def _run_rank(
             setup(seed, profile and profile.name, rank=rank, **overrides)
         fn, args, kwargs = cloudpickle.loads(payload)
         value = fn(rank, *args, **kwargs)
+        with open(os.path.join(results, f"rank-{rank}.pkl"), "wb") as f:
+            f.write(cloudpickle.dumps(value))
     except BaseException as exc:
         _write_error(results, rank, exc)
         raise
-    with open(os.path.join(results, f"rank-{rank}.pkl"), "wb") as f:
-        f.write(cloudpickle.dumps(value))
-    # fn's DistributedDataParallel sits in a reference cycle that still holds the process
-    # group; freed only at interpreter exit, after the group, it aborted the process
-    # ("terminate called without an active exception") in 2 of 16 runs here. Free it now,
-    # then leave together.
+    # A DistributedDataParallel sits in reference cycles that hold its process group and
+    # tensors; left to interpreter shutdown, gloo's threads free them without a usable
+    # interpreter and abort ("terminate called without an active exception": 2 of 16 runs
+    # here; torch PR 179291 describes it). Free them now, then leave together.
     gc.collect()
     if dist.is_initialized():  # fn may have destroyed it itself, as scripts often do
         dist.barrier()
