@@ -342,6 +342,16 @@ def test_seed_from_env_in_a_child_gives_the_parents_streams_and_import_alone_doe
     assert child["profile"] == "final (cudnn_benchmark=False)" and child["deterministic"]
 
 
+def test_the_distributed_api_loads_nothing_heavy_until_called() -> None:
+    code = (
+        "import sys, repro; repro.launch, repro.seed_from_env, repro.LaunchError; "
+        "print([m for m in ('torch', 'numpy', 'cloudpickle') if m in sys.modules])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_a_framework_imported_after_seed_from_env_on_a_rank_gets_the_ranks_stream() -> None:
     code = "import repro; repro.seed_from_env(); import numpy as np; print(np.random.rand())"
     env = {**os.environ, "REPRO_SEED": "42", "RANK": "1"}  # as torchrun sets RANK
