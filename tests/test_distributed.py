@@ -75,6 +75,12 @@ def fail_on_rank_1(rank):
 """
 
 
+#: How the failure tests start their ranks: handling a failure does not depend on it, and
+#: here fork starts two ranks in half a second where spawn takes several (spawn's failure
+#: path runs in notebook 05, checked by test_notebooks.py).
+FAST = "fork"
+
+
 def cell_function(source: str, name: str) -> Any:
     """The function ``name`` defined by ``source`` as a notebook cell defines it: in no
     importable module, so it can only reach a spawned process by value."""
@@ -188,7 +194,7 @@ def test_an_error_in_rank_1_is_raised_here_with_its_traceback_and_stops_rank_0()
     repro.seed(42)
     start = time.perf_counter()
     with pytest.raises(repro.LaunchError) as info:
-        repro.launch(cell_function(FAILING_CELL, "fail_on_rank_1"), nprocs=2)
+        repro.launch(cell_function(FAILING_CELL, "fail_on_rank_1"), nprocs=2, start_method=FAST)
     assert info.value.rank == 1
     message = str(info.value)
     assert message.startswith("rank 1 failed:")
@@ -224,7 +230,8 @@ def test_ctrl_c_in_the_parent_stops_every_rank(tmp_path: Any) -> None:
     signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
     try:
         with pytest.raises(KeyboardInterrupt):
-            repro.launch(cell_function(WAITING_CELL, "wait_forever"), str(tmp_path), nprocs=2)
+            fn = cell_function(WAITING_CELL, "wait_forever")
+            repro.launch(fn, str(tmp_path), nprocs=2, start_method=FAST)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -252,6 +259,35 @@ def test_a_profile_registered_in_the_notebook_reaches_the_ranks() -> None:
         cell_function(PROFILE_CELL, "session_here"), nprocs=1
     )
     assert (seed, label, algorithms) == (7, "ddp-check (deterministic_algorithms=raise)", True)
+
+
+DRAW_CELL = """
+def first_draws(rank):
+    import random
+
+    import numpy as np
+    import torch
+
+    return random.random(), float(np.random.rand()), torch.rand(1).item()
+"""
+
+
+def test_fork_before_cuda_gives_each_rank_its_streams_too() -> None:
+    repro.seed(42)
+    forked = repro.launch(cell_function(DRAW_CELL, "first_draws"), nprocs=2, start_method="fork")
+    for rank, (py, nump, torch_draw) in enumerate(forked):
+        repro.seed(repro.rank_seed(42, rank))
+        assert (py, nump) == draws()[:2]
+        repro.seed(42)
+        assert torch_draw == torch.rand(1).item()
+
+
+def test_fork_is_refused_once_cuda_is_initialised(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU here: torch is told CUDA is up, the one fact launch reads before forking.
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with pytest.raises(ValueError, match=r"fork.*CUDA"):
+        repro.launch(print, nprocs=2, start_method="fork")
+    assert not multiprocessing.active_children()
 
 
 def test_launch_checks_its_arguments_before_starting_anything() -> None:
