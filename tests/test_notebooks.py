@@ -28,6 +28,7 @@ NAMES = (
     "02-dataloader.ipynb",
     "03-profiles-and-speed.ipynb",
     "04-verify.ipynb",
+    "05-distributed.ipynb",
 )
 #: Per cell: a guard against a hung kernel, not a speed test (busy CI machines are slow).
 CELL_TIMEOUT_S = 600
@@ -202,6 +203,26 @@ def test_verify_notebook_catches_three_problems_and_passes_after_the_fixes(
     function = text(cell(nb, "function"))
     assert "NOT reproducible: 1 of 1 output differs: result" in function
     assert "bool: False" in function
+@per_notebook("05-distributed.ipynb")
+def test_distributed_notebook_launches_ddp_from_a_cell_and_repeats(
+    executed: dict[str, Any],
+) -> None:
+    nb = run(executed, "05-distributed.ipynb")
+    launched = re.findall(
+        r"^rank (\d) of 2: first values of its batches (\[.*\])$", text(cell(nb, "launch")), re.M
+    )
+    assert [rank for rank, _ in launched] == ["0", "1"]
+    assert launched[0][1] != launched[1][1]  # each rank its own batches
+    ranks = text(cell(nb, "ranks"))
+    assert "initial weights equal across ranks: True" in ranks
+    assert "trained weights equal across ranks: True" in ranks
+    again = text(cell(nb, "again"))
+    assert "same batches per rank as run 1: [True, True]" in again
+    assert "same final weights as run 1:    True" in again
+    assert "replayed here: True" in text(cell(nb, "replay"))
+    error = text(cell(nb, "error"))
+    assert "LaunchError from rank 1:" in error and "ValueError: batch 3 has no labels" in error
+    assert "Terminating process" not in error  # torch's per-pid log stays out of the notebook
 
 
 # --- the committed files --------------------------------------------------------------

@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Framework",
+    "LaunchError",
     "Profile",
     "ReproWarning",
     "Settings",
@@ -40,13 +41,16 @@ __all__ = [
     "environment",
     "get_profile",
     "hash_seed",
+    "launch",
     "load_ipython_extension",
     "panel",
     "profiles",
+    "rank_seed",
     "register_profile",
     "rng",
     "scope",
     "seed",
+    "seed_from_env",
     "seed_worker",
     "setup",
     "state",
@@ -64,6 +68,10 @@ _LAZY = {
     "panel": "repro._panel",
     "verify": "repro._verify",
     "VerifyReport": "repro._verify",
+    "launch": "repro._distributed",
+    "seed_from_env": "repro._distributed",
+    "rank_seed": "repro._distributed",
+    "LaunchError": "repro._distributed",
 }
 
 

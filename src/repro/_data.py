@@ -9,7 +9,8 @@ from typing import Any
 
 import xxhash
 
-from repro._session import effective_seed
+from repro import _distributed
+from repro._session import current, effective_seed
 from repro.frameworks.base import ReproWarning
 
 __all__ = ["dataloader_kwargs", "rng", "seed_worker", "worker_seed_sequence"]
@@ -56,6 +57,10 @@ def seed_worker(worker_id: int) -> None:
     loader's generator for every epoch); repro recovers ``base_seed`` and derives the
     worker's streams with ``SeedSequence``, so every worker has its own stream and
     the same loader generator gives the same streams on every run.
+
+    Everything comes from the seed torch hands the worker, never from the parent's
+    memory, so workers started with ``multiprocessing_context="spawn"`` get the same
+    streams as with ``fork``; the rank is already in that seed (see ``dataloader_kwargs``).
     """
     import numpy as np
 
@@ -71,16 +76,23 @@ def seed_worker(worker_id: int) -> None:
     random.seed(int.from_bytes(words.tobytes(), "little"))
 
 
-def dataloader_kwargs(seed: int | None = None) -> dict[str, Any]:
+def dataloader_kwargs(seed: int | None = None, *, rank: int | None = None) -> dict[str, Any]:
     """``{"generator": ..., "worker_init_fn": ...}`` to pass as ``DataLoader(ds, **kwargs)``.
 
     The generator is ``torch.Generator().manual_seed(seed)``, exactly the guide's,
-    so shuffling order matches it; ``seed`` defaults to the session seed.
+    so shuffling order matches it; ``seed`` defaults to the session seed. On a rank
+    (``rank``, else the process group's, ``RANK`` or the session's), it is seeded with
+    ``repro.rank_seed(seed, rank)``: torch draws each epoch's worker base seed from it,
+    so every (rank, worker) pair has its own streams, also with a ``DistributedSampler``
+    (which shuffles with its own ``seed`` and ``set_epoch``, the same on every rank).
     """
     torch = _torch()
     value = _session_seed(seed, "dataloader_kwargs()")
+    ranked = _distributed.resolve_rank(rank)
+    if ranked is None:
+        ranked = current().rank
     generator = torch.Generator()
-    generator.manual_seed(value)
+    generator.manual_seed(value if ranked is None else _distributed.rank_seed(value, ranked))
     return {"generator": generator, "worker_init_fn": seed_worker}
 
 

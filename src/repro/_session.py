@@ -13,6 +13,7 @@ state applies before or after that change, never in the middle of it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import warnings
@@ -22,6 +23,7 @@ from typing import Any
 
 import wrapt
 
+from repro import _distributed
 from repro import frameworks as _frameworks
 from repro._profiles import Profile, Settings, get_profile, resolve
 from repro._seed import check_seed, fresh_seed
@@ -43,7 +45,13 @@ __all__ = [
 ]
 
 #: The environment variables repro may set, and that ``scope`` therefore saves and restores.
-ENV_VARS = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "REPRO_SEED")
+ENV_VARS = (
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "REPRO_SEED",
+    "REPRO_PROFILE",
+    "REPRO_OVERRIDES",
+)
 
 
 @dataclass
@@ -66,6 +74,8 @@ class Session:
     generation: int = 0
     #: the last verify verdict line (``%%repro --verify``, ``repro.verify``), or None
     last_verify: str | None = None
+    #: the rank the streams were derived for (None: one process, the guide's streams)
+    rank: int | None = None
 
     def copy(self) -> Session:
         """An independent copy (for a snapshot)."""
@@ -80,6 +90,7 @@ class Session:
             self.config,
             self.generation,
             self.last_verify,
+            self.rank,
         )
 
 
@@ -141,8 +152,9 @@ def effective_seed(seed: Any = None) -> tuple[int, bool]:
 def _sync(fw: Framework, session: Session) -> None:
     """Bring a freshly imported framework in line with ``session``."""
     if session.seed is not None:
-        fw.seed(session.seed)
-        session.seeds[fw.name] = session.seed
+        value = _distributed.stream_seed(session.seed, fw.name, session.rank)
+        fw.seed(value)
+        session.seeds[fw.name] = value
         session.marks.update(fw.fingerprints())
     if session.settings is not None:
         _apply_to([fw], session.settings, session)
@@ -174,21 +186,27 @@ def _watch() -> None:
 # --- applying ---------------------------------------------------------------------
 
 
-def _seed_all(value: int, *, rollback: bool = True) -> None:
+def _seed_all(value: int, rank: int | None = None, *, rollback: bool = True) -> None:
     """Seed every imported framework with ``value``: all of them, or none if one fails.
 
     Only frameworks whose seeding may fail are saved (a NumPy ``get_state`` alone
     costs 25 µs), and they are seeded first; the others cannot fail, and an
     interrupt among them finishes the seeding rather than leave it half done.
     ``rollback=False`` where the caller holds a snapshot that it restores on failure.
+    On a ``rank``, each framework gets its stream's seed (see :mod:`repro._distributed`).
     """
+    if rank is not None:
+        # Deriving a rank's seed imports NumPy: do it before listing what is imported,
+        # or NumPy, imported by the derivation itself, would be left unseeded.
+        _distributed.rank_seed(value, rank)
     live = _frameworks.loaded()
+    seeds = {fw.name: _distributed.stream_seed(value, fw.name, rank) for fw in live}
     risky = [fw for fw in live if fw.seed_may_fail]
     safe = [fw for fw in live if not fw.seed_may_fail]
     saved = [(fw, fw.get_state()) for fw in risky] if rollback else []
     try:
         for fw in risky:
-            fw.seed(value)
+            fw.seed(seeds[fw.name])
     except BaseException:
         for fw, state in saved:
             fw.set_state(state)
@@ -196,15 +214,16 @@ def _seed_all(value: int, *, rollback: bool = True) -> None:
     done = 0
     try:
         for fw in safe:
-            fw.seed(value)
+            fw.seed(seeds[fw.name])
             done += 1
     finally:
         # Also reached after an interrupt: the rest cannot fail, so the seeding completes.
         for fw in safe[done:]:
-            fw.seed(value)
-        _session.seed = value
-        _session.seeds = {fw.name: value for fw in live}
-        _session.marks = {k: v for fw in live for k, v in _seeded_fingerprints(fw, value).items()}
+            fw.seed(seeds[fw.name])
+        _session.seed, _session.rank, _session.seeds = value, rank, seeds
+        _session.marks = {
+            k: v for fw in live for k, v in _seeded_fingerprints(fw, seeds[fw.name]).items()
+        }
         os.environ["PYTHONHASHSEED"] = str(value)
         os.environ["REPRO_SEED"] = str(value)
 
@@ -262,6 +281,12 @@ def _restore_env(env: Mapping[str, str | None]) -> None:
 def _use(chosen: Profile, settings: Settings, overrides: dict[str, Any]) -> None:
     _apply_to(_frameworks.loaded(), settings, _session)
     _session.profile, _session.overrides, _session.settings = chosen.name, overrides, settings
+    # For child processes (repro.seed_from_env), like REPRO_SEED.
+    os.environ["REPRO_PROFILE"] = chosen.name
+    if overrides:
+        os.environ["REPRO_OVERRIDES"] = json.dumps(overrides)
+    else:
+        os.environ.pop("REPRO_OVERRIDES", None)
 
 
 _KEEP: Any = object()
@@ -272,16 +297,18 @@ def apply(
     profile: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     *,
+    rank: int | None = None,
     config: Any = _KEEP,
 ) -> int | None:
     """The one way the session changes: check everything, then profile and seed, all or nothing.
 
     ``seed`` ``None`` keeps the seed; ``profile`` ``None`` with overrides adjusts the
-    current profile; ``config`` (a checked config dict) is remembered for
-    ``repro.check()`` once the rest has applied. Returns the session's seed.
+    current profile; ``rank`` as for :func:`seed`; ``config`` (a checked config dict) is
+    remembered for ``repro.check()`` once the rest has applied. Returns the session's seed.
     """
     with lock:
         value = None if seed is None else check_seed(seed)
+        ranked = _distributed.resolve_rank(rank)
         chosen, settings, kept = resolve(
             profile, dict(overrides or {}), (_session.profile, _session.overrides)
         )
@@ -290,7 +317,7 @@ def apply(
             if chosen is not None and settings is not None:
                 _use(chosen, settings, kept)
             if value is not None:
-                _seed_all(value, rollback=before is None)
+                _seed_all(value, ranked, rollback=before is None)
         except BaseException:
             if before is not None:
                 before.restore(notify=False)
@@ -303,7 +330,7 @@ def apply(
     return result
 
 
-def seed(seed: int | None = None) -> int:
+def seed(seed: int | None = None, *, rank: int | None = None) -> int:
     """Seed Python ``random``, NumPy's global RNG and PyTorch (CPU and every CUDA device).
 
     Gives exactly the streams of the reference guide's ``set_seed(seed)`` (and of
@@ -312,11 +339,15 @@ def seed(seed: int | None = None) -> int:
     ``PYTHONHASHSEED`` and ``REPRO_SEED`` for child processes; the running
     kernel's own ``str`` hashing cannot change (see :attr:`repro.State.hash_seed`).
 
+    In a process group (or under torchrun, or with ``rank=``), torch stays on ``seed``
+    on every rank while Python ``random`` and NumPy get ``repro.rank_seed(seed, rank)``:
+    the same model initialisation, each rank its own data streams.
+
     Returns the seed, so that a drawn one can be pinned.
     """
     value = fresh_seed() if seed is None else check_seed(seed)
     with lock:
-        _seed_all(value)
+        _seed_all(value, _distributed.resolve_rank(rank))
         _watch()
     _changed()
     return value
@@ -333,14 +364,21 @@ def use_profile(name: str, **overrides: Any) -> Profile:
     return chosen
 
 
-def setup(seed: int | None = None, profile: str | None = None, **overrides: Any) -> int | None:
+def setup(
+    seed: int | None = None,
+    profile: str | None = None,
+    *,
+    rank: int | None = None,
+    **overrides: Any,
+) -> int | None:
     """Seed and switch profile in one call, checking every argument before changing anything.
 
     ``repro.setup(42, "debug")`` is what ``%repro 42 --deterministic`` does. A
     ``None`` seed or profile leaves that part as it is; overrides without a
-    profile adjust the current profile. Returns the session's seed.
+    profile adjust the current profile. ``rank`` as for :func:`seed`. Returns the session's
+    seed.
     """
-    return apply(seed, profile, overrides)
+    return apply(seed, profile, overrides, rank=rank)
 
 
 @contextlib.contextmanager
@@ -360,7 +398,8 @@ def scope(seed: int | None = None, profile: str | None = None, **overrides: Any)
         try:
             if chosen is not None and settings is not None:
                 _use(chosen, settings, kept)
-            _seed_all(value, rollback=False)
+            ranked = _distributed.resolve_rank()
+            _seed_all(value, _session.rank if ranked is None else ranked, rollback=False)
             _watch()
         except BaseException:
             saved.restore(notify=False)
@@ -404,8 +443,9 @@ class Snapshot:
                     if outer.seed is None:
                         fw.reset()
                     else:
-                        fw.seed(outer.seed)
-                        outer.seeds[fw.name] = outer.seed
+                        value = _distributed.stream_seed(outer.seed, fw.name, outer.rank)
+                        fw.seed(value)
+                        outer.seeds[fw.name] = value
                         outer.marks.update(fw.fingerprints())
                     fw.apply_settings((outer.settings or Settings()).as_dict())
                 except Exception as exc:

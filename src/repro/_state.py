@@ -11,6 +11,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from repro import _distributed
 from repro import frameworks as _frameworks
 from repro._seed import SEED_LIMIT
 from repro._session import current, lock
@@ -99,6 +100,9 @@ class State:
     warnings: tuple[str, ...] = ()
     #: the last verify verdict line, or None if nothing was verified in this session
     last_verify: str | None = None
+    #: this process's place in its torch.distributed process group, once one is initialised
+    rank: int | None = None
+    world_size: int | None = None
 
     @property
     def hash_fixed(self) -> bool:
@@ -139,6 +143,9 @@ class State:
             "environ": dict(self.environ),
             "hash_seed": self.hash_seed,
             "warnings": list(self.warnings),
+            "last_verify": self.last_verify,
+            "rank": self.rank,
+            "world_size": self.world_size,
         }
 
     def source_rows(self) -> tuple[SourceRow, ...]:
@@ -197,6 +204,8 @@ class State:
         """
         seed = "none" if self.seed is None else str(self.seed)
         text = f"seed {seed} · profile {self.profile_label} · {self.verdict}"
+        if self.rank is not None:
+            text += f" · rank {self.rank} of {self.world_size}"
         if sources:
             rows = self.source_rows()
             seeded = [r.stream for r in rows if r.status in ("fresh", "moved")]
@@ -298,10 +307,11 @@ def head_html(st: State) -> str:
     """The title line: ``repro``, seed, profile and the verdict, coloured."""
     css = "repro-bad" if st.warnings else ("repro-ok" if st.seed is not None else "repro-summary")
     seed = "none" if st.seed is None else str(st.seed)
+    rank = "" if st.rank is None else f" · rank {st.rank} of {st.world_size}"
     return (
         "<div class='repro-head'><span class='repro-title'>repro</span>"
         f"<span class='repro-summary'>seed {seed} · profile {html.escape(st.profile_label)} · "
-        f"<span class='{css}'>{html.escape(st.verdict)}</span></span></div>"
+        f"<span class='{css}'>{html.escape(st.verdict)}</span>{rank}</span></div>"
         + (
             f"<div class='repro-verify'>last verify: {html.escape(st.last_verify)}</div>"
             if st.last_verify
@@ -386,6 +396,7 @@ def state() -> State:
         seed_fixed = hash_seed()
         warnings = _warnings(settings, environ, seed_fixed is not None)
         warnings += [n for n in session.notes if n not in warnings]
+        rank, world_size = _distributed.process_group() or (None, None)
         return State(
             seed=session.seed,
             profile=session.profile,
@@ -396,4 +407,6 @@ def state() -> State:
             hash_seed=seed_fixed,
             warnings=tuple(warnings),
             last_verify=session.last_verify,
+            rank=rank,
+            world_size=world_size,
         )

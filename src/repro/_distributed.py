@@ -1,0 +1,391 @@
+"""Beyond one process: ranks, per-rank streams, the environment hand-over and ``launch``.
+
+Which stream is shared across ranks and which is per rank (the one decision here):
+
+- **Shared:** torch's global generators (CPU and every CUDA device) get the seed itself on
+  every rank, so a model built with the same code starts with the same weights everywhere
+  (DDP broadcasts rank 0's weights anyway; code outside DDP, e.g. a randomly initialised
+  projection or dropout masks in a model-parallel part, relies on it too).
+- **Per rank:** Python ``random`` and NumPy's global RNG (where data sampling and
+  augmentation draw) get :func:`rank_seed` ``(seed, rank)``, and so does the DataLoader
+  generator that ``repro.dataloader_kwargs()`` makes, from which torch derives each worker's
+  torch seed and repro each worker's ``random`` and NumPy streams: every (rank, worker) pair
+  has its own streams.
+
+``rank_seed`` is ``numpy.random.SeedSequence(seed, spawn_key=(rank,))`` reduced to one
+32-bit seed, so that rank ``r``'s data streams can be replayed in a single process with
+``repro.seed(repro.rank_seed(seed, r))``. Without a rank (no process group, no ``RANK`` in
+the environment, no ``rank=`` argument) nothing is derived: the guide's ``set_seed`` streams.
+
+Importing this module imports neither torch nor cloudpickle.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from repro.frameworks.base import ReproWarning
+
+__all__ = [
+    "SHARED_ACROSS_RANKS",
+    "LaunchError",
+    "env_rank",
+    "launch",
+    "process_group",
+    "rank_seed",
+    "resolve_rank",
+    "seed_from_env",
+    "stream_seed",
+]
+
+#: Frameworks whose global generator gets the same seed on every rank (model initialisation).
+SHARED_ACROSS_RANKS = frozenset({"torch"})
+
+#: The environment variables a launcher sets for each process (torchrun's names).
+RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class LaunchError(RuntimeError):
+    """A rank started by :func:`launch` raised or died: ``rank`` says which, ``traceback`` how."""
+
+    def __init__(self, rank: int, traceback: str, exitcode: int | None = None) -> None:
+        self.rank = rank
+        self.traceback = traceback
+        self.exitcode = exitcode
+        super().__init__(f"rank {rank} failed:\n{traceback}")
+
+
+# --- ranks ------------------------------------------------------------------------
+
+
+def process_group() -> tuple[int, int] | None:
+    """``(rank, world_size)`` of the initialised default process group, else ``None``.
+
+    Never imports torch: if ``torch.distributed`` was not imported, no group can exist.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist.get_rank(), dist.get_world_size()
+
+
+def env_rank() -> int | None:
+    """``RANK`` as torchrun (and :func:`launch`) set it for each process, else ``None``."""
+    raw = os.environ.get("RANK")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"the environment variable RANK must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"the environment variable RANK must be >= 0, got {value}")
+    return value
+
+
+def resolve_rank(rank: int | None = None) -> int | None:
+    """This process's rank: ``rank`` if given, else the process group's, else ``RANK``, else None.
+
+    A ``rank`` that contradicts an initialised process group is a ``ValueError``:
+    seeding rank 1's streams on rank 0 would silently duplicate them.
+    """
+    group = process_group()
+    if rank is not None:
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            raise TypeError(f"rank must be an int >= 0 or None, got {type(rank).__name__} {rank!r}")
+        if rank < 0:
+            raise ValueError(f"rank must be an int >= 0 or None, got {rank}")
+        if group is not None and group[0] != rank:
+            raise ValueError(
+                f"rank={rank} but this process is rank {group[0]} of its process group"
+            )
+        return rank
+    if group is not None:
+        return group[0]
+    return env_rank()
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The 32-bit seed of rank ``rank``'s own streams: ``SeedSequence(seed, spawn_key=(rank,))``.
+
+    Spawned, not ``seed + rank``, so rank 1 of seed 42 is not rank 0 of seed 43.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence(seed, spawn_key=(rank,)).generate_state(1)[0])
+
+
+def stream_seed(seed: int, framework: str, rank: int | None) -> int:
+    """The seed ``framework``'s global generator gets on ``rank`` (see the module's policy)."""
+    if rank is None or framework in SHARED_ACROSS_RANKS:
+        return seed
+    return rank_seed(seed, rank)
+
+
+# --- the environment hand-over ----------------------------------------------------
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw, 0)
+    except ValueError:
+        raise ValueError(
+            f"the environment variable {name} must be an integer seed, got {raw!r}"
+        ) from None
+
+
+def seed_from_env() -> int | None:
+    """Apply the seed and profile a parent process exported; return the seed, or ``None``.
+
+    Reads ``REPRO_SEED`` (else Lightning's ``PL_GLOBAL_SEED``, so a Lightning script
+    and a repro notebook agree), ``REPRO_PROFILE`` and ``REPRO_OVERRIDES`` (a JSON
+    object of flag overrides), which ``repro.seed`` and ``repro.use_profile`` set. The
+    rank comes from the process group or ``RANK`` (torchrun sets it), so each rank gets
+    its own data streams. Nothing set: nothing changes. Importing repro never does this.
+    """
+    from repro._session import setup
+
+    seed = _env_int("REPRO_SEED")
+    if seed is None:
+        seed = _env_int("PL_GLOBAL_SEED")
+    profile = os.environ.get("REPRO_PROFILE") or None
+    raw = os.environ.get("REPRO_OVERRIDES") or "{}"
+    try:
+        overrides = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError(
+            f"the environment variable REPRO_OVERRIDES must be a JSON object, got {raw!r}"
+        ) from None
+    if not isinstance(overrides, dict):
+        raise ValueError(
+            f"the environment variable REPRO_OVERRIDES must be a JSON object, got {raw!r}"
+        )
+    if profile is None:
+        overrides = {}  # overrides alone mean nothing without the profile they adjust
+    if seed is None and profile is None:
+        return None
+    setup(seed, profile, **overrides)
+    return seed
+
+
+# --- launch -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    # Bound and released: a small race with another process taking it, as with torchrun's own.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_rank(
+    rank: int,
+    payload: bytes,
+    world_size: int,
+    backend: str,
+    port: int,
+    results: str,
+    session: tuple[int | None, Any, dict[str, Any]],
+) -> None:
+    """One rank's life: torchrun's environment, the process group, the session, then ``fn``."""
+    import cloudpickle
+    import torch.distributed as dist
+
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    try:
+        dist.init_process_group(backend, rank=rank, world_size=world_size)
+        seed, profile, overrides = session
+        if profile is not None:
+            # The parent's profile as it is there: one registered in a notebook cell too.
+            from repro._profiles import register_profile
+
+            register_profile(
+                profile.name, profile.meant_for, profile.trade, **profile.settings.as_dict()
+            )
+        if seed is not None or profile is not None:
+            from repro._session import setup
+
+            setup(seed, profile and profile.name, rank=rank, **overrides)
+        fn, args, kwargs = cloudpickle.loads(payload)
+        value = fn(rank, *args, **kwargs)
+        with open(os.path.join(results, f"rank-{rank}.pkl"), "wb") as f:
+            f.write(cloudpickle.dumps(value))
+    except BaseException as exc:
+        _write_error(results, rank, exc)
+        raise
+    # A DistributedDataParallel sits in reference cycles that hold its process group and
+    # tensors; left to interpreter shutdown, gloo's threads free them without a usable
+    # interpreter and abort ("terminate called without an active exception": 2 of 16 runs
+    # here; torch PR 179291 describes it). Free them now, then leave together.
+    gc.collect()
+    if dist.is_initialized():  # fn may have destroyed it itself, as scripts often do
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _write_error(results: str, rank: int, exc: BaseException) -> None:
+    """Record when and how ``fn`` failed on this rank, its traceback starting at ``fn``.
+
+    When one rank fails, the others usually fail a moment later in a collective (gloo:
+    "Connection reset by peer"); the parent reports the rank that failed first.
+    """
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next))
+    record = {"time": time.time(), "traceback": text}
+    with open(os.path.join(results, f"error-{rank}.json"), "w") as f:
+        json.dump(record, f)
+
+
+def launch(
+    fn: Callable[..., Any],
+    *args: Any,
+    nprocs: int = 2,
+    backend: str = "gloo",
+    start_method: str = "spawn",
+    **kwargs: Any,
+) -> list[Any]:
+    """Run ``fn(rank, *args, **kwargs)`` in ``nprocs`` processes; return each rank's value.
+
+    The processes are started by ``torch.multiprocessing`` (``spawn`` by default) with
+    torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+    ``MASTER_PORT`` on a free local port), the default process group initialised with
+    ``backend``, and this session's seed and profile applied with each rank's streams;
+    ``OMP_NUM_THREADS=1`` unless it is set, as torchrun does.
+    ``fn``, its arguments and its return values travel by value (cloudpickle), so a
+    function defined in a notebook cell works. A rank that raises is a
+    :class:`LaunchError` here with that rank's traceback; the other ranks are stopped.
+    """
+    import cloudpickle
+    import torch.multiprocessing as mp
+
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    if isinstance(nprocs, bool) or not isinstance(nprocs, int) or nprocs < 1:
+        raise ValueError(f"nprocs must be an int >= 1, got {nprocs!r}")
+    if start_method not in ("spawn", "forkserver", "fork"):
+        raise ValueError(
+            f"start_method must be 'spawn', 'forkserver' or 'fork', got {start_method!r}"
+        )
+    if start_method == "fork" and _cuda_initialized():
+        raise ValueError(
+            "start_method='fork' after CUDA was initialised in this process: a forked child "
+            "cannot use CUDA. Use start_method='spawn' (the default) or fork before any CUDA call"
+        )
+    from repro._profiles import get_profile
+    from repro._session import current
+
+    session = current()
+    if session.seed is None:
+        warnings.warn(
+            "repro: launch() without a session seed: the ranks are not seeded and will not "
+            "repeat (run %repro SEED or repro.seed(SEED) first)",
+            ReproWarning,
+            stacklevel=2,
+        )
+    payload = cloudpickle.dumps((fn, args, kwargs))
+    results = tempfile.mkdtemp(prefix="repro-launch-")
+    profile = None if session.profile is None else get_profile(session.profile)
+    state = (session.seed, profile, dict(session.overrides))
+    # As torchrun does: one OpenMP thread per process unless told otherwise, or N ranks
+    # each start one thread per core and spin against each other.
+    threads = {} if "OMP_NUM_THREADS" in os.environ or nprocs == 1 else {"OMP_NUM_THREADS": "1"}
+    try:
+        os.environ.update(threads)  # the children copy the environment when they start
+        try:
+            context = mp.start_processes(
+                _run_rank,
+                args=(payload, nprocs, backend, _free_port(), results, state),
+                nprocs=nprocs,
+                join=False,
+                start_method=start_method,
+            )
+        finally:
+            for name in threads:
+                os.environ.pop(name, None)
+        _join(context, results)
+        return [_read_result(results, rank) for rank in range(nprocs)]
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
+
+
+def _join(context: Any, results: str) -> None:
+    """Wait for every rank; on an error or ``KeyboardInterrupt`` stop them all and raise."""
+    import torch.multiprocessing as mp
+
+    # torch logs "Terminating process <pid> via signal SIGTERM" for each rank it stops after
+    # an error: noise in a notebook, where the LaunchError already says what happened.
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)
+    try:
+        while not context.join(timeout=0.2):
+            pass
+    except mp.ProcessRaisedException as exc:
+        raise _first_error(results, len(context.processes)) or LaunchError(
+            exc.error_index, str(exc).strip()
+        ) from None
+    except mp.ProcessExitedException as exc:
+        raise _first_error(results, len(context.processes)) or LaunchError(
+            exc.error_index, str(exc).strip(), exc.exit_code
+        ) from None
+    finally:
+        spawn_log.setLevel(level)
+        # After an error torch has stopped the others; after Ctrl-C nobody has: do it here.
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in context.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _first_error(results: str, nprocs: int) -> LaunchError | None:
+    """The error of the rank whose ``fn`` failed first, if any rank recorded one."""
+    errors = []
+    for rank in range(nprocs):
+        try:
+            with open(os.path.join(results, f"error-{rank}.json")) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        errors.append((record["time"], rank, record["traceback"]))
+    if not errors:
+        return None
+    _, rank, text = min(errors)
+    return LaunchError(rank, text)
+
+
+def _read_result(results: str, rank: int) -> Any:
+    import cloudpickle
+
+    with open(os.path.join(results, f"rank-{rank}.pkl"), "rb") as f:
+        return cloudpickle.loads(f.read())
+
+
+def _cuda_initialized() -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.cuda.is_initialized()
