@@ -73,6 +73,35 @@ def test_the_panel_draws_the_states_rows() -> None:
         p.close()
 
 
+def test_the_panel_shows_the_last_verify_verdict(panels: list[Panel]) -> None:
+    p = new_panel(panels)
+    assert "last verify" not in p.header.value
+    report = repro.verify(lambda: random.random(), seed=3)
+    assert report.reproducible
+    assert f"last verify: {report.verdict}" in p.header.value
+    repro.verify(lambda: random.SystemRandom().random(), seed=3)
+    assert "last verify: NOT reproducible" in p.header.value
+
+
+def test_the_panel_shows_rank_and_world_size_in_a_process_group(panels: list[Panel]) -> None:
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        p = new_panel(panels)
+        assert "rank 0 of 1" in p.header.value
+        assert "rank 0 of 1" in repro.state().summary()
+    finally:
+        dist.destroy_process_group()
+    p.refresh()
+    assert "rank 0 of 1" not in p.header.value
+
+
 # --- the controls change the kernel --------------------------------------------------
 
 

@@ -264,6 +264,7 @@ CSS = """<style>
 .repro-panel .repro-head { display: flex; align-items: baseline; gap: 10px; }
 .repro-panel .repro-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 14px); }
 .repro-panel .repro-summary { color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-verify { color: var(--jp-ui-font-color2, #555); margin: 1px 0 2px; }
 .repro-panel .repro-ok { color: var(--jp-success-color1, #2e7d32); }
 .repro-panel .repro-bad { color: var(--jp-warn-color0, #b45309); font-weight: 600; }
 .repro-panel .repro-label { color: var(--jp-ui-font-color2, #555); min-width: 52px; }
