@@ -70,10 +70,11 @@ def torch_flags() -> dict[str, bool]:
     )
 
 
-def refusing_framework() -> object:
-    """A real adapter (on the ``json`` module) whose backend refuses every flag.
+def refusing_framework(refuses: str = "flags") -> object:
+    """A real adapter (on the ``json`` module) whose backend refuses every flag, or (with
+    ``refuses="seed"``) every seed.
 
-    Registered after the built-ins, it fails after torch's flags were switched, so a
+    Registered after the built-ins, it fails after torch was switched or seeded, so a
     change must roll torch back. Import ``json`` first: only imported modules are live.
     """
     from repro.frameworks import Framework
@@ -82,7 +83,8 @@ def refusing_framework() -> object:
         name, module, label = "refusing", "json", "refusing"
 
         def seed(self, seed: int) -> None:
-            pass
+            if refuses == "seed":
+                raise RuntimeError("this generator refuses its seed")
 
         def get_state(self) -> None:
             return None
@@ -97,6 +99,7 @@ def refusing_framework() -> object:
             return {}
 
         def apply_settings(self, settings: object) -> None:
-            raise RuntimeError("this backend refuses")
+            if refuses == "flags":
+                raise RuntimeError("this backend refuses")
 
     return Refusing()

@@ -141,7 +141,7 @@ def test_cell_magic_error_fails_the_cell_and_restores(shell, capsys) -> None:
     shown = text.out + text.err
     assert "user error here" in shown
     assert "raise ValueError('user error here')" in shown  # points at the user's line
-    assert "repro/_magics.py" not in shown and "_run_cell" not in shown
+    assert "repro/_magics.py" not in shown and "repro/_cell.py" not in shown
     assert repro.state() == before
 
 

@@ -203,6 +203,8 @@ def test_verify_notebook_catches_three_problems_and_passes_after_the_fixes(
     function = text(cell(nb, "function"))
     assert "NOT reproducible: 1 of 1 output differs: result" in function
     assert "bool: False" in function
+
+
 @per_notebook("05-distributed.ipynb")
 def test_distributed_notebook_launches_ddp_from_a_cell_and_repeats(
     executed: dict[str, Any],

@@ -7,35 +7,13 @@ import os
 
 import pytest
 import torch
-from tests.helpers import streams, torch_flags
+from tests.helpers import refusing_framework, streams, torch_flags
 
 import repro
 from repro import _session, frameworks
-from repro.frameworks import Framework
 
 
-class _SeedRefusing(Framework):
-    """A real adapter whose seeding fails after the arguments were checked."""
-
-    name, module, label = "seed-refusing", "json", "seed-refusing"
-
-    def seed(self, seed: int) -> None:
-        raise RuntimeError("this generator refuses its seed")
-
-    def get_state(self) -> None:
-        return None
-
-    def set_state(self, state: object) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def fingerprints(self) -> dict[str, str]:
-        return {}
-
-
-class _Interrupted(_SeedRefusing):
+class _Interrupted(type(refusing_framework("nothing"))):  # type: ignore[misc]
     """An adapter that cannot fail, interrupted (Ctrl-C) once when ``interrupt`` is set."""
 
     name, label = "interrupted", "interrupted"
@@ -57,12 +35,12 @@ def test_seed_is_all_or_nothing_when_a_framework_refuses_its_seed() -> None:
     repro.seed(1)
     before, expected = repro.state(), streams(3)
     repro.seed(1)
-    frameworks.register(_SeedRefusing())
+    frameworks.register(refusing_framework("seed"))
     try:
         with pytest.raises(RuntimeError, match="refuses its seed"):
             repro.seed(2)
     finally:
-        frameworks.unregister("seed-refusing")
+        frameworks.unregister("refusing")
     assert repro.state() == before
     assert streams(3) == expected  # Python and NumPy were not left at seed 2
 
@@ -100,12 +78,12 @@ def test_setup_is_all_or_nothing_when_seeding_fails_after_the_profile() -> None:
     repro.setup(1, "production")
     before, flags, expected = repro.state(), torch_flags(), streams(3)
     repro.setup(1, "production")
-    frameworks.register(_SeedRefusing())
+    frameworks.register(refusing_framework("seed"))
     try:
         with pytest.raises(RuntimeError, match="refuses its seed"):
             repro.setup(2, "debug")
     finally:
-        frameworks.unregister("seed-refusing")
+        frameworks.unregister("refusing")
     assert repro.state() == before  # the profile switched first is rolled back too
     assert torch_flags() == flags
     assert streams(3) == expected  # and no generator was left reseeded

@@ -6,7 +6,6 @@ import ast
 import contextlib
 import functools
 import shlex
-import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -14,7 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 import repro
-from repro import _diagnostics, _session, _verify
+from repro import _cell, _diagnostics, _session, _verify
 from repro._profiles import ALGORITHMS, choose, table
 from repro._seed import parse_seed
 
@@ -255,39 +254,7 @@ class ReproMagics(Magics):
                 print(report)
                 return
             stack.enter_context(_diagnostics.listing_nondeterministic_ops())
-            _run_cell(self.shell, line, cell)
-
-
-def _run_cell(shell: Any, line: str, cell: str) -> None:
-    """Execute ``cell`` like a cell of its own, without firing the cell events again.
-
-    A nested ``shell.run_cell`` would trigger pre/post_run_cell a second time and
-    swallow the error status; here the code runs in the user namespace, the last
-    expression is displayed, and an exception propagates with a traceback that
-    shows only the user's lines (the outer cell then ends in error, as a plain cell would).
-    """
-    __tracebackhide__ = True
-    shown = f"%%repro {line}\n{cell}"
-    filename = shell.compile.cache(shown, shell.execution_count, raw_code=shown)
-    # One leading newline keeps line numbers equal to the cell's (line 1 is %%repro).
-    source = "\n" + shell.transform_cell(cell)
-    tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    try:
-        exec(shell.compile(tree, filename, "exec"), shell.user_global_ns, shell.user_ns)
-        if last is not None:
-            single = ast.Interactive(body=[last])
-            exec(shell.compile(single, filename, "single"), shell.user_global_ns, shell.user_ns)
-    except (Exception, KeyboardInterrupt) as exc:
-        if hasattr(exc, "_render_traceback_"):
-            raise  # a nested %%repro already cut its traceback to the user's lines
-        etype, value, tb = sys.exc_info()
-        # Start at the user's frame: the lines above are repro's, not theirs.
-        stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)
-        # Exceptions without a __dict__ keep IPython's own rendering.
-        with contextlib.suppress(AttributeError):
-            exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]
-        raise
+            _cell.run(self.shell, line, cell)
 
 
 def _summary(st: repro.State) -> str:

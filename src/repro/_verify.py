@@ -471,21 +471,19 @@ class _CompiledCell:
 
 def _compile_cell(shell: Any, line: str, cell: str) -> _CompiledCell:
     """The cell as the magic runs it (IPython's transforms), split before its last expression."""
-    shown = f"%%repro {line}\n{cell}"
-    filename = shell.compile.cache(shown, shell.execution_count, raw_code=shown)
-    # One leading newline keeps line numbers equal to the cell's (line 1 is %%repro).
-    source = "\n" + shell.transform_cell(cell)
-    tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+    from repro._cell import parse
+
+    filename, tree, last = parse(shell, line, cell)
     loads: dict[str, None] = {}
     stores: dict[str, None] = {}
-    for node in ast.walk(tree):
+    nodes = [*ast.walk(tree), *(ast.walk(last) if last is not None else ())]
+    for node in nodes:
         if isinstance(node, ast.Name):
             (loads if isinstance(node.ctx, ast.Load) else stores)[node.id] = None
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             stores[node.name] = None
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             loads[node.target.id] = None  # ``x += 1`` reads x, and may change it in place
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     body = shell.compile(tree, filename, "exec")
     last_code = None
     if last is not None:
