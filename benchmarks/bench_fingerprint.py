@@ -26,7 +26,7 @@ from repro._fingerprint import fingerprint
 
 SIZE_BYTES = 256 * 2**20
 TARGET = 0.5
-TARGET_TEXT = ">= 0.5x copy bandwidth"
+TARGET_TEXT = "≥ 0.5× copy bandwidth"
 
 
 def _seconds(fn: Callable[[], object]) -> float:
@@ -55,7 +55,7 @@ def _row(figure: str, ours: list[float], baseline: list[float]) -> dict[str, obj
         "figure": figure,
         "repro": f"{rate:.1f} GB/s ({gb / max(ours):.1f}–{gb / min(ours):.1f})",
         "baseline": f"{base:.1f} GB/s ({gb / max(baseline):.1f}–{gb / min(baseline):.1f})",
-        "ratio": round(ratio, 2),
+        "ratio": f"{ratio:.2f}×",
         "target": TARGET_TEXT,
         "met": ratio >= TARGET,
     }
