@@ -8,7 +8,9 @@ HTML, or an error message. ``repro.apply_config`` on hostile data (deep nesting,
 strings and lists, code disguised as strings, wrong types) is rejected with a clear
 ``TypeError``/``ValueError``, runs nothing, changes nothing and returns quickly.
 
-(The verify report is being built on another branch; its check belongs there.)
+Verify's reports (``repro.verify``, ``%%repro --verify``, ``repro verify NOTEBOOK`` with
+``--json`` and ``--save``) show the user's own differing values: a value read from a
+secret-looking variable is shown as ``$NAME``.
 """
 
 from __future__ import annotations
@@ -331,3 +333,41 @@ def test_a_config_at_the_limits_still_applies() -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         repro.apply_config(config)
     assert repro.check() == []
+
+
+def test_verify_reports_show_no_secret(
+    shell: Any, planted: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    leaky = "os.environ['HF_TOKEN'] + ' ' + str(random.SystemRandom().random())"
+    report = repro.verify(eval(f"lambda: {leaky}", {"os": os, "random": __import__("random")}))
+    assert not report.reproducible
+    _assert_clean(str(report) + report._repr_html_(), planted, "repro.verify's report")
+    assert "$HF_TOKEN" in str(report)  # the value is named, not shown
+
+    assert shell.run_cell("import os, random").success
+    capsys.readouterr()
+    assert shell.run_cell(f"%%repro 1 --verify\ntoken = {leaky}\ntoken").success
+    shown = capsys.readouterr()
+    verdicts = shown.out.splitlines()[-1:]  # the cell's own output (the token) shows once, as typed
+    _assert_clean("\n".join(verdicts) + shown.err, planted, "%%repro --verify's report")
+    assert "NOT reproducible" in shown.out
+    _assert_clean(repro.state()._repr_html_(), planted, "the state's last verdict")
+
+    path = tmp_path / "leaky.ipynb"
+    cells = [new_code_cell(f"import os, random\ntoken = {leaky}\nprint(token)")]
+    nbformat.write(new_notebook(cells=cells), path)
+    recording = tmp_path / "recording.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "repro", "verify", str(path), "--json", "--save", str(recording)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _assert_clean(proc.stdout + proc.stderr, planted, "repro verify --json")
+    _assert_clean(recording.read_text(), planted, "repro verify --save's recording")
+    assert "$HF_TOKEN" in proc.stdout

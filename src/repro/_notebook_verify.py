@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from repro._fingerprint import ADDRESS, describe, fingerprint
+from repro._shown import redact
 
 __all__ = [
     "IGNORED",
@@ -71,7 +72,7 @@ def _small_values(value: Any) -> dict[str, Any]:
     np = sys.modules.get("numpy")
     torch = sys.modules.get("torch")
     if isinstance(value, bool | int | float | str) and len(repr(value)) <= 200:
-        return {"value": value}
+        return {"value": redact(value) if isinstance(value, str) else value}
     if torch is not None and isinstance(value, torch.Tensor) and value.numel() <= SMALL:
         t = value.detach().cpu()
         if t.is_floating_point() and t.dtype != torch.float64:
@@ -240,7 +241,7 @@ def _short_text(outputs: list[Any]) -> str:
             parts.append(item["data"]["text/plain"])
         elif "error" in item:
             parts.append(item["error"])
-    text = "".join(parts).strip()
+    text = redact("".join(parts).strip())
     return text if len(text) <= 200 else text[:197] + "..."
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import reprlib
 from typing import Any
 
-__all__ = ["shown"]
+__all__ = ["redact", "shown"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
@@ -19,4 +20,20 @@ def shown(value: Any) -> str:
     """
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"an integer of {value.bit_length()} bits"
-    return _REPR.repr(value)
+    return redact(_REPR.repr(value))
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every environment variable that could hold a secret
+    replaced by ``$NAME``.
+
+    Reports show the user's own values (a differing string, an output); those may carry
+    a token read from the environment. Only the variables repro records (its allow-list)
+    and values too short to be a secret (under 8 characters) are left as they are.
+    """
+    from repro._capture import ENVIRONMENT_VARIABLES
+
+    for name, value in os.environ.items():
+        if len(value) >= 8 and name not in ENVIRONMENT_VARIABLES and value in text:
+            text = text.replace(value, f"${name}")
+    return text

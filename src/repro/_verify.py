@@ -30,6 +30,7 @@ from repro._fingerprint import (
     leaves,
     strip_addresses,
 )
+from repro._shown import redact
 
 __all__ = [
     "DISPLAYED",
@@ -78,6 +79,12 @@ class Difference:
     total: int | None = None
     max_abs: float | None = None
     first_index: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # The descriptions show the user's values: one read from a secret-looking
+        # environment variable is shown as $NAME (also in the HTML and as_dict forms).
+        object.__setattr__(self, "first", redact(self.first))
+        object.__setattr__(self, "second", redact(self.second))
 
     def __str__(self) -> str:
         where = f"{self.output}{self.where}"
@@ -317,7 +324,7 @@ def _array_difference(name: str, run: int, where: str, desc: str, a: Any, b: Any
 
 
 def _short(value: Any) -> str:
-    text = strip_addresses(repr(value))
+    text = redact(strip_addresses(repr(value)))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
