@@ -136,16 +136,13 @@ def stream_seed(seed: int, framework: str, rank: int | None) -> int:
 # --- the environment hand-over ----------------------------------------------------
 
 
-def _env_int(name: str) -> int | None:
+def _env_seed(name: str) -> int | None:
+    from repro._seed import parse_seed
+
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw, 0)
-    except ValueError:
-        raise ValueError(
-            f"the environment variable {name} must be an integer seed, got {raw!r}"
-        ) from None
+    return parse_seed(raw, f"the environment variable {name}", random=False)
 
 
 def seed_from_env() -> int | None:
@@ -159,9 +156,9 @@ def seed_from_env() -> int | None:
     """
     from repro._session import setup
 
-    seed = _env_int("REPRO_SEED")
+    seed = _env_seed("REPRO_SEED")
     if seed is None:
-        seed = _env_int("PL_GLOBAL_SEED")
+        seed = _env_seed("PL_GLOBAL_SEED")
     profile = os.environ.get("REPRO_PROFILE") or None
     raw = os.environ.get("REPRO_OVERRIDES") or "{}"
     try:

@@ -38,21 +38,23 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return value
 
 
-def parse_seed(text: str, name: str = "seed") -> int:
-    """A seed typed by a person: decimal or ``0x..``/``0o..``/``0b..``, or ``random`` (a fresh one).
+def parse_seed(text: str, name: str = "seed", *, random: bool = True) -> int:
+    """A seed typed by a person: decimal or ``0x..``/``0o..``/``0b..``, or (if ``random``)
+    ``random`` for a fresh one.
 
     A ``ValueError`` in one line names what was typed.
     """
     if not isinstance(text, str):
         raise TypeError(f"{name} text must be a str, got {type(text).__name__}")
     word = text.strip()
-    if word == "random":
+    if random and word == "random":
         return fresh_seed()
     try:
         value = int(word, 0)
     except ValueError:
+        choice = ", or 'random'" if random else ""
         raise ValueError(
-            f"{name} must be an integer with 0 <= seed < 2**32, or 'random'; got {shown(word)}"
+            f"{name} must be an integer with 0 <= seed < 2**32{choice}; got {shown(word)}"
         ) from None
     return check_seed(value, name)
 

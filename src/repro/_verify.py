@@ -324,7 +324,8 @@ def _array_difference(name: str, run: int, where: str, desc: str, a: Any, b: Any
 
 
 def _short(value: Any) -> str:
-    text = redact(strip_addresses(repr(value)))
+    # Redacted by Difference itself, like every description it holds.
+    text = strip_addresses(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

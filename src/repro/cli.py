@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from repro._kernel import DEFAULT_KERNEL_NAME, check_kernel_name, install_kernel
-from repro._seed import SEED_LIMIT, check_seed
+from repro._seed import SEED_LIMIT, parse_seed
 from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
 
 __all__ = ["main"]
@@ -34,12 +34,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _hash_seed(text: str) -> int:
     try:
-        return check_seed(int(text, 10), "hash seed")
-    except (TypeError, ValueError) as exc:
-        message = (
-            str(exc) if "0 <= seed" in str(exc) else f"hash seed must be an integer, got {text!r}"
-        )
-        raise argparse.ArgumentTypeError(message) from None
+        return parse_seed(text, "hash seed", random=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _kernel_name(text: str) -> str:
