@@ -15,6 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from repro._data import dataloader_kwargs, rng, seed_worker
+from repro._distributed import LaunchError, launch, rank_seed, seed_from_env
 from repro._profiles import Profile, Settings, get_profile, profiles, register_profile
 from repro._session import scope, seed, setup, use_profile
 from repro._state import State, hash_seed, state
@@ -68,10 +69,6 @@ _LAZY = {
     "panel": "repro._panel",
     "verify": "repro._verify",
     "VerifyReport": "repro._verify",
-    "launch": "repro._distributed",
-    "seed_from_env": "repro._distributed",
-    "rank_seed": "repro._distributed",
-    "LaunchError": "repro._distributed",
 }
 
 
