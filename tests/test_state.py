@@ -59,7 +59,7 @@ def test_setting_rows_are_torchs_flags_as_a_pytorch_user_reads_them() -> None:
     assert rows["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert rows["cuDNN"].startswith("available, v") or rows["cuDNN"] == "not available"
     fixed = repro.hash_seed() is not None
-    assert rows["str hashing"].startswith("fixed" if fixed else "randomized in this kernel")
+    assert rows["str hashing"].startswith("fixed (PYTHONHASHSEED=" if fixed else "randomized")
 
 
 def test_verdict_and_summary() -> None:
@@ -99,3 +99,31 @@ def test_to_dict_is_plain_data() -> None:
     assert json.loads(json.dumps(data)) == data
     assert (data["seed"], data["profile"]) == (5, "final")
     assert data["settings"]["deterministic_algorithms"] == "warn"
+
+
+def test_the_head_and_the_summary_are_one_line() -> None:
+    repro.setup(11, "debug", deterministic_algorithms="warn")
+    st = repro.state()
+    from repro._state import head_html
+
+    head = re.sub(r"<[^>]+>", " ", head_html(st))
+    assert " ".join(head.split()) == f"repro {st.summary()}"
+
+
+def test_the_rank_is_decided_once_and_every_view_agrees() -> None:
+    repro.seed(42, rank=1)
+    st = repro.state()
+    assert st.rank == 1 and st.world_size is None  # no process group: no world size to show
+    assert st.summary().endswith(" · rank 1") and "rank 1" in st._repr_html_()
+    seeds = {s.stream: s.seed for s in st.sources}
+    assert seeds["NumPy"] == repro.rank_seed(42, 1) and seeds["torch (CPU)"] == 42
+    with repro.scope():  # a block inside the session keeps its rank
+        assert repro.state().rank == 1
+        inside = np.random.rand()
+    np.random.seed(repro.rank_seed(42, 1))
+    assert inside == np.random.rand()
+    generator = repro.dataloader_kwargs()["generator"]
+    assert generator.initial_seed() == repro.rank_seed(42, 1)
+    repro.seed(42)  # a new seeding without a rank: the guide's streams again
+    assert repro.state().rank is None and "rank" not in repro.state().summary()
+    assert repro.dataloader_kwargs()["generator"].initial_seed() == 42

@@ -15,16 +15,17 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from repro._data import dataloader_kwargs, rng, seed_worker
-from repro._distributed import LaunchError, launch, rank_seed, seed_from_env
+from repro._launch import LaunchError, launch, seed_from_env
 from repro._profiles import Profile, Settings, get_profile, profiles, register_profile
+from repro._ranks import rank_seed
 from repro._session import scope, seed, setup, use_profile
 from repro._state import State, hash_seed, state
-from repro.frameworks.base import Framework, ReproWarning
+from repro._version import __version__
+from repro._warning import ReproWarning
+from repro.frameworks.base import Framework
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Framework",

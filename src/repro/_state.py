@@ -11,12 +11,21 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from repro import _distributed
+from repro import _ranks
 from repro import frameworks as _frameworks
 from repro._seed import SEED_LIMIT
-from repro._session import current, lock
+from repro._session import current, history, lock
 
-__all__ = ["SETTING_LABELS", "STATUS", "Source", "SourceRow", "State", "hash_seed", "state"]
+__all__ = [
+    "SETTING_LABELS",
+    "STATUS",
+    "Source",
+    "SourceRow",
+    "State",
+    "hash_seed",
+    "hash_text",
+    "state",
+]
 
 #: Backend flags in display order, with the name a PyTorch user knows them by.
 SETTING_LABELS = {
@@ -64,6 +73,14 @@ def hash_seed() -> int | None:
     return None
 
 
+def hash_text(seed: int | None) -> str:
+    """How ``str`` hashing stands, for people: ``fixed (PYTHONHASHSEED=0)`` or ``randomized``.
+
+    The state's row, ``repro info`` and a config's differences all say it in these words.
+    """
+    return "randomized" if seed is None else f"fixed (PYTHONHASHSEED={seed})"
+
+
 @dataclass(frozen=True)
 class Source:
     """One stream of random numbers, as seen right now."""
@@ -100,8 +117,9 @@ class State:
     warnings: tuple[str, ...] = ()
     #: the last verify verdict line, or None if nothing was verified in this session
     last_verify: str | None = None
-    #: this process's place in its torch.distributed process group, once one is initialised
+    #: the rank the streams were derived for, else the process group's (see repro._ranks)
     rank: int | None = None
+    #: the size of the torch.distributed process group, once one is initialised
     world_size: int | None = None
 
     @property
@@ -183,10 +201,7 @@ class State:
             rows.append(("torch flags", "set when torch is imported"))
         for name, value in self.environ.items():
             rows.append((name, "unset" if value is None else value))
-        if self.hash_fixed:
-            rows.append(("str hashing", f"fixed (PYTHONHASHSEED={self.hash_seed})"))
-        else:
-            rows.append(("str hashing", "randomized in this kernel"))
+        rows.append(("str hashing", hash_text(self.hash_seed)))
         return tuple(rows)
 
     @property
@@ -202,10 +217,8 @@ class State:
 
         With ``sources``, also which streams are seeded and which will be at their import.
         """
-        seed = "none" if self.seed is None else str(self.seed)
-        text = f"seed {seed} · profile {self.profile_label} · {self.verdict}"
-        if self.rank is not None:
-            text += f" · rank {self.rank} of {self.world_size}"
+        seed, profile, verdict, rank = self._summary_parts()
+        text = f"seed {seed} · profile {profile} · {verdict}{rank}"
         if sources:
             rows = self.source_rows()
             seeded = [r.stream for r in rows if r.status in ("fresh", "moved")]
@@ -215,6 +228,17 @@ class State:
             if later:
                 text += " · on import: " + ", ".join(later)
         return text
+
+    def _summary_parts(self) -> tuple[str, str, str, str]:
+        """The summary line's parts (seed, profile, verdict, rank), which the text and the
+        HTML head both write."""
+        seed = "none" if self.seed is None else str(self.seed)
+        rank = ""
+        if self.rank is not None:
+            rank = f" · rank {self.rank}"
+            if self.world_size is not None:
+                rank += f" of {self.world_size}"
+        return seed, self.profile_label, self.verdict, rank
 
     def __str__(self) -> str:
         lines = [f"repro: {self.summary()}", "sources:"]
@@ -307,12 +331,11 @@ _STATUS_CLASS = {
 def head_html(st: State) -> str:
     """The title line: ``repro``, seed, profile and the verdict, coloured."""
     css = "repro-bad" if st.warnings else ("repro-ok" if st.seed is not None else "repro-summary")
-    seed = "none" if st.seed is None else str(st.seed)
-    rank = "" if st.rank is None else f" · rank {st.rank} of {st.world_size}"
+    seed, profile, verdict, rank = (html.escape(part) for part in st._summary_parts())
     return (
         "<div class='repro-head'><span class='repro-title'>repro</span>"
-        f"<span class='repro-summary'>seed {seed} · profile {html.escape(st.profile_label)} · "
-        f"<span class='{css}'>{html.escape(st.verdict)}</span>{rank}</span></div>"
+        f"<span class='repro-summary'>seed {seed} · profile {profile} · "
+        f"<span class='{css}'>{verdict}</span>{rank}</span></div>"
         + (
             f"<div class='repro-verify'>last verify: {html.escape(st.last_verify)}</div>"
             if st.last_verify
@@ -397,7 +420,7 @@ def state() -> State:
         seed_fixed = hash_seed()
         warnings = _warnings(settings, environ, seed_fixed is not None)
         warnings += [n for n in session.notes if n not in warnings]
-        rank, world_size = _distributed.process_group() or (None, None)
+        rank, world_size = _ranks.shown_rank(session.rank)
         return State(
             seed=session.seed,
             profile=session.profile,
@@ -407,7 +430,7 @@ def state() -> State:
             environ=MappingProxyType(environ),
             hash_seed=seed_fixed,
             warnings=tuple(warnings),
-            last_verify=session.last_verify,
+            last_verify=history().last_verify,
             rank=rank,
             world_size=world_size,
         )
