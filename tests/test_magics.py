@@ -195,6 +195,46 @@ def test_load_twice_unload_reload(shell, capsys) -> None:
     assert run(shell, "%repro 1 -q").success
 
 
+def test_a_raising_subscriber_is_reported_once_and_the_others_still_run(shell) -> None:
+    from repro import _extension
+
+    seen: list[bool] = []
+
+    def broken(result) -> None:
+        raise KeyError("a closed view")
+
+    unsubscribe = [
+        _extension.on_cell_end(broken),
+        _extension.on_cell_end(lambda result: seen.append(result.success)),
+    ]
+    try:
+        with pytest.warns(RuntimeWarning, match="broken failed: KeyError") as caught:
+            first = run(shell, "x = 1")
+            second = run(shell, "1 / 0")
+    finally:
+        for u in unsubscribe:
+            u()
+    assert first.success and not second.success
+    assert len([w for w in caught if "broken" in str(w.message)]) == 1  # reported once
+    assert seen == [True, False]  # the next subscriber ran after both cells
+
+
+def test_the_extension_hub_imports_no_shell() -> None:
+    import ast
+    import inspect
+
+    from repro import _extension
+
+    tree = ast.parse(inspect.getsource(_extension))
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert not any(name and name.startswith("repro") for name in imported), imported
+
+
 def test_help_has_examples(shell) -> None:
     doc = shell.find_line_magic("repro").__doc__
     assert "%repro 42 --deterministic" in doc and "--warn-only" in doc and "%%repro" in doc

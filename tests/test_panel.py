@@ -4,6 +4,7 @@ and the panel really follows changes made elsewhere (API, magics, other panels).
 from __future__ import annotations
 
 import ast
+import html
 import random
 import re
 import warnings
@@ -173,6 +174,20 @@ def test_bad_seed_shows_an_error_and_changes_nothing(panels: list[Panel], text: 
     p.apply_button.click()
     assert "2**32" in error_text(p)
     assert repro.state().seed == 3
+    with pytest.raises(ValueError) as typed:  # the same words as %repro's
+        repro._seed.parse_seed(text)
+    assert str(typed.value) in html.unescape(error_text(p))
+
+
+def test_typing_random_in_the_seed_box_draws_a_fresh_seed_as_the_magic_does(
+    panels: list[Panel],
+) -> None:
+    p = new_panel(panels)
+    p.seed_text.value = " random "
+    p.apply_button.click()
+    drawn = repro.state().seed
+    assert drawn is not None and p.seed_text.value == str(drawn)
+    assert f"with {drawn}" in p.status.value and "repro-error" not in p.status.value
 
 
 def test_failing_profile_switch_shows_error_and_the_real_profile(panels: list[Panel]) -> None:
@@ -283,6 +298,30 @@ def test_unload_detaches_every_panel(shell, panels: list[Panel]) -> None:
     shell.run_cell("y = 2")
     assert panels[0].header.value == drawn
     shell.run_cell("%load_ext repro")
+
+
+def test_a_panel_without_load_ext_loads_the_extension_and_unload_detaches_it(
+    panels: list[Panel],
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    if "repro" in shell.extension_manager.loaded:
+        shell.run_cell("%unload_ext repro")
+    assert shell.find_line_magic("repro") is None
+    p = new_panel(panels)
+    try:
+        # Loaded as %load_ext loads it: the magics are there, and the panel follows the cells.
+        assert "repro" in shell.extension_manager.loaded and shell.find_line_magic("repro")
+        shell.run_cell("import random; random.seed(3)")
+        assert "seed none" in p.header.value and "moved" not in p.sources.value
+        shell.run_cell("%repro 5 -q")
+        shell.run_cell("random.random()")
+        assert "moved" in p.sources.value  # refreshed after a cell, not only on a change
+        shell.run_cell("%unload_ext repro")
+        assert "unloaded" in p.status.value and p.apply_button.disabled
+    finally:
+        shell.run_cell("%unload_ext repro")
 
 
 def test_magic_returns_a_panel(shell, panels: list[Panel]) -> None:

@@ -82,19 +82,25 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    """``%load_ext repro``: register ``%repro`` and ``%%repro`` (once, however often loaded)."""
-    from repro._extension import load
+    """``%load_ext repro``: register ``%repro`` and ``%%repro`` and the cell callbacks (once,
+    however often loaded); deterministic-mode failures get their explanation under the
+    traceback."""
+    from repro import _diagnostics, _extension
+    from repro._magics import ReproMagics
 
     _check_shell(ipython)
-    load(ipython)
+    ipython.register_magics(ReproMagics)
+    _extension.load(ipython, _diagnostics.after_cell)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    """``%unload_ext repro``: remove the magics and the event callbacks."""
-    from repro._extension import unload
+    """``%unload_ext repro``: remove the magics and the event callbacks; tell the views."""
+    from repro import _extension
 
     _check_shell(ipython)
-    unload(ipython)
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("repro", None)
+    _extension.unload(ipython)
 
 
 def _check_shell(ipython: Any) -> None:

@@ -6,16 +6,17 @@ import ast
 import contextlib
 import functools
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-import repro
 from repro import _cell, _diagnostics, _session, _verify
 from repro._profiles import ALGORITHMS, choose, table
 from repro._seed import parse_seed
+from repro._state import State, state
 
 __all__ = ["ReproMagics"]
 
@@ -28,14 +29,19 @@ def _usage(exc: Exception) -> UsageError:
     return UsageError(text.splitlines()[0])
 
 
-def _parse(function: Any, line: str) -> Any:
-    """``parse_argstring``, with shlex's errors (an unbalanced quote) as a ``UsageError``."""
+def _parsed(parse: Callable[[], Any], line: str) -> Any:
+    """``parse()``'s arguments; argparse's and shlex's errors as a one-line ``UsageError``."""
     try:
-        return parse_argstring(function, line)
+        return parse()
     except UsageError as exc:  # argparse quotes words as typed: a quoted newline stays one line
         raise UsageError(" ".join(str(exc).splitlines())) from None
     except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
         raise UsageError(f"{exc} in {line.strip()!r}") from None
+
+
+def _parse(function: Any, line: str) -> Any:
+    """``parse_argstring`` for a magic, its errors one line (see :func:`_parsed`)."""
+    return _parsed(lambda: parse_argstring(function, line), line)
 
 
 @functools.lru_cache(maxsize=64)
@@ -168,29 +174,33 @@ class ReproMagics(Magics):
             raise UsageError("--verify is for the %%repro cell magic")
         seed, profile, overrides = _settings_args(args)
         if seed is None and profile is None and not overrides:
-            return repro.state()
+            return state()
         try:
-            repro.setup(seed, profile, **overrides)
+            _session.setup(seed, profile, **overrides)
         except (ValueError, TypeError) as exc:
             raise _usage(exc) from None
         if not args.quiet:
-            print(_summary(repro.state()))
+            print(_summary(state()))
         return None
 
     def _subcommand(self, name: str, rest: str) -> Any:
         if name == "profiles":
             if rest.strip():
                 raise UsageError("%repro profiles takes no arguments")
-            return table(repro.state().profile)
+            return table(state().profile)
         if name == "panel":
             if rest.strip():
                 raise UsageError("%repro panel takes no arguments")
-            return repro.panel()
+            from repro._panel import panel  # lazy: ipywidgets loads when a panel is asked for
+
+            return panel()
         if name == "check":
             if rest.strip():
                 raise UsageError("%repro check takes no arguments")
             try:
-                lines = repro.check()
+                from repro._config import check  # lazy, as in repro: the capture is heavier
+
+                lines = check()
             except (ValueError, TypeError) as exc:
                 raise _usage(exc) from None
             ok = "repro check: the kernel matches the applied config"
@@ -198,14 +208,13 @@ class ReproMagics(Magics):
             return None
         # export
         # POSIX splitting, unlike parse_argstring: --param 'note=a "b"' loses its outer quotes.
+        parser = _export_arguments.parser
+        args = _parsed(lambda: parser.parse_args(shlex.split(rest)), rest)
+        params = _parse_params(args.param)
+        from repro._config import config_cell
+
         try:
-            params = _parse_params(_export_arguments.parser.parse_args(shlex.split(rest)).param)
-        except UsageError as exc:  # argparse quotes words as typed: a quoted newline stays one line
-            raise UsageError(" ".join(str(exc).splitlines())) from None
-        except ValueError as exc:  # shlex: "No closing quotation"
-            raise UsageError(f"{exc} in {rest.strip()!r}") from None
-        try:
-            source = repro.config_cell(params or None)
+            source = config_cell(params or None)
         except (ValueError, TypeError) as exc:
             raise _usage(exc) from None
         self.shell.set_next_input(source, replace=False)
@@ -230,9 +239,9 @@ class ReproMagics(Magics):
                 seed, drawn = _session.effective_seed(seed)
                 if args.verify is None:
                     if args.keep:
-                        repro.setup(seed, profile, **overrides)
+                        _session.setup(seed, profile, **overrides)
                     else:
-                        stack.enter_context(repro.scope(seed, profile, **overrides))
+                        stack.enter_context(_session.scope(seed, profile, **overrides))
             except (ValueError, TypeError) as exc:
                 raise _usage(exc) from None
             if drawn:
@@ -257,7 +266,7 @@ class ReproMagics(Magics):
             _cell.run(self.shell, line, cell)
 
 
-def _summary(st: repro.State) -> str:
+def _summary(st: State) -> str:
     """What ``%repro 42`` prints: the state's one line, and where to look if it warns."""
     text = f"repro: {st.summary(sources=True)}"
     if st.warnings:

@@ -26,6 +26,7 @@ import ipywidgets as widgets
 
 from repro import _extension, _session
 from repro._profiles import Profile, profiles
+from repro._seed import parse_seed
 from repro._state import CSS, State, head_html, settings_html, sources_html, state, warnings_html
 
 __all__ = ["Panel", "panel", "profile_hint"]
@@ -250,14 +251,8 @@ class Panel(widgets.VBox):
         self.status.value = html.escape(text)
 
     def _apply_seed(self, _button: Any = None) -> None:
-        raw = self.seed_text.value.strip()
-        try:
-            value = int(raw, 0)
-        except ValueError:
-            raise ValueError(
-                f"seed must be an integer with 0 <= seed < 2**32, got {raw!r}"
-            ) from None
-        seeded = _session.seed(value)
+        # Read as %repro reads it: decimal, 0x.., or 'random' for a fresh seed, same messages.
+        seeded = _session.seed(parse_seed(self.seed_text.value))
         self.refresh()
         self._say(f"seeded Python, NumPy and torch with {seeded}")
 
@@ -406,10 +401,15 @@ def panel() -> Panel:
     flags, the warnings with their fix, and exports the config cell. It refreshes
     after every cell and whenever the seed or profile changes; ``close()`` it to
     stop that. Several panels stay in sync.
+
+    In IPython without ``%load_ext repro``, it loads the extension (as ``%load_ext repro``
+    would, so ``%unload_ext repro`` detaches it): refreshing after each cell needs the
+    extension's cell callbacks, and only the extension registers them. Outside IPython it
+    follows the changes made through repro.
     """
     shell = _ipython()
-    if shell is not None:
-        _extension.hook(shell)  # refreshing after each cell needs the cell callbacks
+    if shell is not None and not _extension.loaded():
+        shell.extension_manager.load_extension("repro")
     p = Panel(bridge=_live.get_bridge())
     _live.add(p)
     return p
