@@ -13,7 +13,7 @@ from tests.helpers import torch_flags
 import repro
 
 
-def test_a_snapshot_is_an_immutable_value() -> None:
+def test_a_state_is_an_immutable_value() -> None:
     repro.setup(3, "debug")
     st = repro.state()
     assert st == repro.state()  # equal while nothing moves

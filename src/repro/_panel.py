@@ -8,7 +8,7 @@ on a :class:`repro.State`; :class:`Panel` is the ipywidgets plumbing.
 It stays true as cells run: one ``post_run_cell`` callback per kernel refreshes
 every live panel, and each panel subscribes to the session, so a change made
 by the API, a magic or another panel shows at once. A refresh takes a new
-snapshot and redraws only if it differs from the one last drawn.
+state and redraws only if it differs from the one last drawn.
 
 Export inserts the config cell (:func:`repro.config_cell`) below the panel's
 cell through ipylab's ``JupyterFrontEnd`` (JupyterLab 4, Notebook 7); where no
@@ -172,13 +172,13 @@ class Panel(widgets.VBox):
 
     # -- refreshing --
 
-    def refresh(self, snapshot: State | None = None) -> bool:
+    def refresh(self, now: State | None = None) -> bool:
         """Redraw if the kernel's state differs from what was drawn; return whether it did.
 
-        Comparing snapshots (seed, profile, fingerprints, flags, warnings) and the
+        Comparing states (seed, profile, fingerprints, flags, warnings) and the
         profile registry is what keeps a cell in which nothing changed cheap.
         """
-        st = state() if snapshot is None else snapshot
+        st = state() if now is None else now
         key = (st, profiles())
         if key == self._drawn:
             return False
@@ -356,17 +356,17 @@ class _Live:
         return self.bridge
 
     def refresh_all(self, result: Any = None) -> None:
-        """After a cell: one snapshot, drawn by every panel that differs from it."""
+        """After a cell: one state, drawn by every panel that differs from it."""
         if not self.panels:
             return
         try:
-            snapshot = state()
+            now = state()
         except Exception as exc:
             for p in self.panels:
                 p._show_error(exc)
             return
         for p in list(self.panels):
-            p._safely(lambda p=p: p.refresh(snapshot))
+            p._safely(lambda p=p: p.refresh(now))
 
     def unload(self) -> None:
         """The extension was unloaded: every panel stops following the kernel."""

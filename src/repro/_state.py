@@ -1,4 +1,4 @@
-"""The immutable snapshot of the kernel's reproducibility: what the magic prints,
+"""The kernel's reproducibility as an immutable value: what the magic prints,
 the panel draws, the export serialises and the tests compare."""
 
 from __future__ import annotations
@@ -105,7 +105,10 @@ class SourceRow(NamedTuple):
 
 @dataclass(frozen=True)
 class State:
-    """An immutable snapshot: seed, profile, RNG fingerprints, backend flags and warnings."""
+    """The kernel's state, immutable: seed, profile, RNG fingerprints, backend flags, warnings.
+
+    (A :class:`repro._session.Snapshot` is something else: what ``scope`` saves to restore.)
+    """
 
     seed: int | None
     profile: str | None
@@ -401,7 +404,7 @@ def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: b
 
 
 def state() -> State:
-    """Snapshot the kernel now. Never imports a framework and never initialises CUDA."""
+    """The kernel's state now. Never imports a framework and never initialises CUDA."""
     with lock:
         session = current()
         sources: list[Source] = []
