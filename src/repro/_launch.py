@@ -22,8 +22,8 @@ import tempfile
 import time
 import types
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from repro import _environ
 from repro._profiles import get_profile, register_profile
@@ -43,6 +43,10 @@ class LaunchError(RuntimeError):
         self.traceback = traceback
         self.exitcode = exitcode
         super().__init__(f"rank {rank} failed:\n{traceback}")
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it: the rank's traceback, none of the parent's plumbing."""
+        return [*self.traceback.rstrip().splitlines(), f"LaunchError: rank {self.rank} failed"]
 
 
 # --- the environment hand-over ----------------------------------------------------
@@ -128,8 +132,8 @@ def _run_rank(
             )
         if seed is not None or profile is not None:
             setup(seed, profile and profile.name, rank=rank, **overrides)
-        fn, args, kwargs, sources = cloudpickle.loads(payload)
-        _register_sources(sources)
+        fn, args, kwargs, cells = cloudpickle.loads(payload)
+        _restore_cell_code(cells)
         value = fn(rank, *args, **kwargs)
         with open(os.path.join(results, f"rank-{rank}.pkl"), "wb") as f:
             f.write(cloudpickle.dumps(value))
@@ -163,55 +167,81 @@ def _write_error(results: str, rank: int, exc: BaseException) -> None:
         json.dump(record, f)
 
 
-def _cell_sources(fn: Any) -> dict[str, list[str]]:
-    """The source lines of the functions ``fn`` runs that exist only in this process's memory.
+class _CellCode(NamedTuple):
+    """What a rank needs to show the lines of functions defined in notebook cells."""
 
-    A function defined in a notebook cell lives in a "file" that IPython registered in
-    ``linecache`` (as it does for every cell) and that is not on disk: a spawned rank has
-    no such entry, and its traceback would name the line without showing it. ``fn``'s own
-    code, the code nested in it and the functions of its module it names are searched.
+    #: each cell's "file name" (as IPython registered it) -> its lines
+    sources: dict[str, list[str]]
+    #: each function defined in a cell, with its file name: cloudpickle (3.1 and later) sends
+    #: every function's code as "<dynamic-code>", so the rank puts the name back
+    functions: list[tuple[types.FunctionType, str]]
+
+
+def _cell_code(fn: Any) -> _CellCode:
+    """The functions ``fn`` runs that were defined in notebook cells, and those cells' lines.
+
+    A function defined in a cell lives in a "file" that IPython registered in ``linecache``
+    (as it does for every cell) and that is not on disk: a spawned rank has no such entry,
+    and its traceback would name the line without showing it. ``fn`` itself, what it wraps,
+    and the functions of its namespace it names (a helper from another cell) are searched.
     """
-    found: dict[str, list[str]] = {}
+    code = _CellCode({}, [])
     seen: set[int] = set()
     todo: list[Any] = [fn]
     while todo:
         obj = todo.pop()
+        obj = getattr(obj, "__func__", obj)  # a bound method
+        obj = getattr(obj, "func", obj)  # functools.partial
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        obj = getattr(obj, "__func__", obj)  # a bound method
-        obj = getattr(obj, "func", obj)  # functools.partial
-        code = getattr(obj, "__code__", None)
-        if not isinstance(code, types.CodeType):
+        if not isinstance(obj, types.FunctionType):
             call = vars(type(obj)).get("__call__")  # a callable object
             if isinstance(call, types.FunctionType):
                 todo.append(call)
             continue
-        names: set[str] = set()
-        codes = [code]
-        while codes:
-            current_code = codes.pop()
-            names.update(current_code.co_names)
-            codes.extend(c for c in current_code.co_consts if isinstance(c, types.CodeType))
-            filename = current_code.co_filename
-            if filename not in found and not os.path.exists(filename):
-                lines = linecache.getlines(filename)
-                if lines:
-                    found[filename] = lines
-        namespace = getattr(obj, "__globals__", {})
+        filename = obj.__code__.co_filename
+        if filename not in code.sources and not os.path.exists(filename):
+            lines = linecache.getlines(filename)
+            if lines:
+                code.sources[filename] = lines
+        if filename in code.sources:
+            code.functions.append((obj, filename))
+        names = set(_names(obj.__code__))
         todo.extend(
-            namespace[name] for name in names if isinstance(namespace.get(name), types.FunctionType)
+            value
+            for name, value in obj.__globals__.items()
+            if name in names and isinstance(value, types.FunctionType)
         )
-    return found
+    return code
 
 
-def _register_sources(sources: dict[str, list[str]]) -> None:
-    """Give this rank's ``linecache`` the parent's cell sources (see :func:`_cell_sources`).
+def _names(code: types.CodeType) -> Iterator[str]:
+    """The global names ``code`` and the code nested in it use."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    """``code``, and the code nested in it, as compiled from ``filename``."""
+    consts = tuple(
+        _renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _restore_cell_code(cells: _CellCode) -> None:
+    """Give this rank the parent's cells (see :func:`_cell_code`): their lines in ``linecache``,
+    under the names the functions' code carries again.
 
     An entry without a modification time is never checked against the disk, as IPython's own.
     """
-    for filename, lines in sources.items():
+    for filename, lines in cells.sources.items():
         linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    for function, filename in cells.functions:
+        function.__code__ = _renamed(function.__code__, filename)
 
 
 def launch(
@@ -259,7 +289,8 @@ def launch(
             ReproWarning,
             stacklevel=2,
         )
-    payload = cloudpickle.dumps((fn, args, kwargs, _cell_sources(fn)))
+    # One pickle: the functions in the cell code are the very objects fn reaches there too.
+    payload = cloudpickle.dumps((fn, args, kwargs, _cell_code(fn)))
     results = tempfile.mkdtemp(prefix="repro-launch-")
     profile = None if session.profile is None else get_profile(session.profile)
     state = (session.seed, profile, dict(session.overrides))
