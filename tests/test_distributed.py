@@ -263,8 +263,10 @@ def test_ctrl_c_in_the_parent_stops_every_rank(tmp_path: Any) -> None:
     pids: list[int] = []
 
     def interrupt_once_both_run(signum: int, frame: Any) -> None:
-        if not pids and len(list(tmp_path.glob("*.pid"))) == 2:
-            pids.extend(int(p.read_text()) for p in tmp_path.glob("*.pid"))
+        written = [p.read_text() for p in tmp_path.glob("*.pid")]
+        # A rank may have created its file and not yet written it: wait for both pids.
+        if not pids and len(written) == 2 and all(written):
+            pids.extend(map(int, written))
             raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGALRM, interrupt_once_both_run)

@@ -24,8 +24,8 @@ import torch
 import repro
 from repro import _session, frameworks
 from repro._capture import clean_remote, format_environment
-from repro._environ import RECORDED
 from repro._config import CONFIG_KEYS
+from repro._environ import RECORDED
 
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRET1",
