@@ -183,7 +183,7 @@ def _cell_code(fn: Any) -> _CellCode:
     A function defined in a cell lives in a "file" that IPython registered in ``linecache``
     (as it does for every cell) and that is not on disk: a spawned rank has no such entry,
     and its traceback would name the line without showing it. ``fn`` itself, what it wraps,
-    and the functions of its namespace it names (a helper from another cell) are searched.
+    and the cell functions they name (a helper from another cell) are searched.
     """
     code = _CellCode({}, [])
     seen: set[int] = set()
@@ -205,8 +205,9 @@ def _cell_code(fn: Any) -> _CellCode:
             lines = linecache.getlines(filename)
             if lines:
                 code.sources[filename] = lines
-        if filename in code.sources:
-            code.functions.append((obj, filename))
+        if filename not in code.sources:
+            continue  # a library's function: its file is on disk, and its callees are its own
+        code.functions.append((obj, filename))
         names = set(_names(obj.__code__))
         todo.extend(
             value
