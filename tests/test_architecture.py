@@ -6,10 +6,12 @@ the first time the function does). The layers, from the top:
 - the face: ``repro`` itself (``__init__.py``); nothing below it imports it;
 - the shells: ``%repro`` (``_magics``), the panel, the command line, a pytest plugin: they
   parse, call and show, and may use each other;
-- above the session: ``repro.launch`` and verify (any module named for them);
+- above the session: ``repro.launch``, verify and the notebook hosts (any module named for
+  them: ``*launch``, ``*verify*``, ``_notebook*``);
 - the core: every other module (a new module lands here unless its name says otherwise);
 - the plugin interface, ``repro.frameworks``;
-- the leaves, which import nothing but other leaves.
+- the leaves, which import nothing but other leaves (the declared ones, and any module that
+  imports nothing of repro).
 
 A module may import its own layer and the layers below; no two private modules import each
 other, directly or around a cycle. A failure names the offending edge and its line.
@@ -51,7 +53,7 @@ SHELLS = frozenset({"repro._magics", "repro._panel", "repro.cli", "repro.__main_
 KNOWN = frozenset({("repro._verify", "repro"), ("repro._notebook_verify", "repro")})
 
 
-def layer(module: str) -> tuple[int, str]:
+def layer(module: str, leaves: frozenset[str] = LEAVES) -> tuple[int, str]:
     """(height, name) of ``module``'s layer: the face is highest, the leaves lowest."""
     last = module.rsplit(".", 1)[-1]
     if module == "repro":
@@ -60,9 +62,9 @@ def layer(module: str) -> tuple[int, str]:
         return 1, "the plugin interface (repro.frameworks)"
     if module in SHELLS or "pytest" in module:
         return 4, "a shell"
-    if "verify" in module or last in ("_launch", "launch"):
-        return 3, "above the session (launch, verify)"
-    if module in LEAVES:
+    if "verify" in module or last in ("_launch", "launch") or last.startswith("_notebook"):
+        return 3, "above the session (launch, verify, notebook hosts)"
+    if module in leaves:
         return 0, "a leaf"
     return 2, "the core"
 
@@ -122,13 +124,18 @@ def edges(root: Path = SRC) -> list[Edge]:
     return [edge for name, path in found.items() for edge in imports(name, path, found)]
 
 
-def upward(found: list[Edge]) -> list[str]:
-    """The edges that point up a layer, or at the face, each with why it is refused."""
+def upward(found: list[Edge], names: set[str] | dict[str, Path]) -> list[str]:
+    """The edges that point up a layer, or at the face, each with why it is refused.
+
+    ``names`` are all the modules: one that imports nothing of repro is a leaf too.
+    """
+    leaves = LEAVES | (set(names) - {edge.source for edge in found})
     bad = []
     for edge in found:
         if (edge.source, edge.target) in KNOWN or edge.source == edge.target:
             continue
-        (here, here_name), (there, there_name) = layer(edge.source), layer(edge.target)
+        here, here_name = layer(edge.source, leaves)
+        there, there_name = layer(edge.target, leaves)
         if edge.target == "repro" and edge.source != "repro":
             bad.append(f"{edge}: nothing below the face imports the public repro package")
         elif there > here:
@@ -178,7 +185,7 @@ def cycles(found: list[Edge]) -> list[list[Edge]]:
 
 
 def test_every_arrow_points_down() -> None:
-    bad = upward(edges())
+    bad = upward(edges(), modules())
     assert not bad, "imports against the layers:\n  " + "\n  ".join(bad)
 
 
@@ -237,7 +244,7 @@ def test_lazy_and_relative_imports_are_read(package: Path) -> None:
 
 def test_an_upward_edge_and_a_cycle_are_named(package: Path) -> None:
     found = edges(package)
-    bad = upward(found)
+    bad = upward(found, modules(package))
     assert "repro._core (line 4) imports repro._panel: the core may not import a shell" in bad
     assert (
         "repro.verify._host (line 2) imports repro: nothing below the face imports the "
