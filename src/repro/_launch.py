@@ -27,12 +27,11 @@ from typing import Any, NamedTuple
 
 from repro import _environ
 from repro._profiles import get_profile, register_profile
-from repro._ranks import rank_seed
 from repro._seed import parse_seed
 from repro._session import current, setup
 from repro._warning import ReproWarning
 
-__all__ = ["LaunchError", "launch", "rank_seed", "seed_from_env"]
+__all__ = ["LaunchError", "launch", "seed_from_env"]
 
 
 class LaunchError(RuntimeError):
