@@ -9,15 +9,20 @@ from __future__ import annotations
 
 __all__ = [
     "AFFECTING_RESULTS",
+    "LIGHTNING_SEED_VARIABLE",
     "OVERRIDES_VARIABLE",
     "PROFILE_VARIABLE",
     "RECORDED",
     "SEED_VARIABLE",
+    "SHOWN",
     "WRITTEN",
 ]
 
 #: The seed a parent hands to its child processes (``repro.seed_from_env`` reads it).
 SEED_VARIABLE = "REPRO_SEED"
+#: Lightning's seed hand-over, read when ``REPRO_SEED`` is unset (a Lightning script and a
+#: repro notebook then agree).
+LIGHTNING_SEED_VARIABLE = "PL_GLOBAL_SEED"
 #: The profile handed to child processes.
 PROFILE_VARIABLE = "REPRO_PROFILE"
 #: The profile's flag overrides handed to child processes, a JSON object.
@@ -48,6 +53,9 @@ RECORDED = (
     PROFILE_VARIABLE,
     OVERRIDES_VARIABLE,
 )
+
+#: The variables the state shows among its settings (and checks in its warnings).
+SHOWN = ("CUBLAS_WORKSPACE_CONFIG",)
 
 #: Of :data:`RECORDED`, those that change numerical results (the others change speed or devices).
 AFFECTING_RESULTS = frozenset(

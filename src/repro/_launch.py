@@ -69,7 +69,7 @@ def seed_from_env() -> int | None:
     """
     seed = _env_seed(_environ.SEED_VARIABLE)
     if seed is None:
-        seed = _env_seed("PL_GLOBAL_SEED")
+        seed = _env_seed(_environ.LIGHTNING_SEED_VARIABLE)
     profile = os.environ.get(_environ.PROFILE_VARIABLE) or None
     raw = os.environ.get(_environ.OVERRIDES_VARIABLE) or "{}"
     try:

@@ -11,7 +11,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from repro import _ranks
+from repro import _environ, _ranks
 from repro import frameworks as _frameworks
 from repro._seed import SEED_LIMIT
 from repro._session import current, history, lock
@@ -419,7 +419,7 @@ def state() -> State:
                 moved = None if seed is None or mark is None else mark != fp
                 sources.append(Source(fw.name, stream, True, seed, fp, moved))
             settings.update(fw.read_settings())
-        environ = {"CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+        environ = {name: os.environ.get(name) for name in _environ.SHOWN}
         seed_fixed = hash_seed()
         warnings = _warnings(settings, environ, seed_fixed is not None)
         warnings += [n for n in session.notes if n not in warnings]
