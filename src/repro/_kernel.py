@@ -11,9 +11,14 @@ import re
 from repro._seed import check_seed
 from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
 
-__all__ = ["DEFAULT_KERNEL_NAME", "check_kernel_name", "install_kernel"]
+__all__ = ["DEFAULT_KERNEL_NAME", "check_kernel_name", "install_kernel", "kernel_display_name"]
 
 DEFAULT_KERNEL_NAME = "repro"
+
+
+def kernel_display_name(hash_seed: int) -> str:
+    """The name a kernel installed with ``hash_seed`` has in Jupyter's kernel menus."""
+    return f"Python 3 (repro, hash seed {hash_seed})"
 
 
 def check_kernel_name(name: str) -> str:
@@ -51,7 +56,7 @@ def install_kernel(
         kernel_spec_manager=KernelSpecManager(),
         user=user and prefix is None,
         kernel_name=name,
-        display_name=display_name or f"Python 3 (repro, hash seed {hash_seed})",
+        display_name=display_name or kernel_display_name(hash_seed),
         prefix=prefix,
         env=env,
     )

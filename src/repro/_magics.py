@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import inspect
 import shlex
+import textwrap
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -14,12 +16,15 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 import repro
 from repro import _cell, _diagnostics, _session, _verify
-from repro._profiles import ALGORITHMS, choose, table
+from repro._profiles import ALGORITHMS, choose, profiles, table
 from repro._seed import parse_seed
+from repro._suggest import did_you_mean
 
 __all__ = ["ReproMagics"]
 
-SUBCOMMANDS = ("panel", "export", "check", "profiles")
+SUBCOMMANDS = ("panel", "export", "check", "profiles", "kernel")
+#: The words that ask for the help instead of doing something.
+HELP = ("-h", "--help")
 
 
 def _usage(exc: Exception) -> UsageError:
@@ -29,13 +34,39 @@ def _usage(exc: Exception) -> UsageError:
 
 
 def _parse(function: Any, line: str) -> Any:
-    """``parse_argstring``, with shlex's errors (an unbalanced quote) as a ``UsageError``."""
+    """``parse_argstring``, with shlex's errors (an unbalanced quote) as a ``UsageError``,
+    and a mistyped option answered with the closest known one."""
     try:
         return parse_argstring(function, line)
     except UsageError as exc:  # argparse quotes words as typed: a quoted newline stays one line
-        raise UsageError(" ".join(str(exc).splitlines())) from None
+        text = " ".join(str(exc).splitlines())
+        raise UsageError(text + _option_hint(function.parser, text, line)) from None
     except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
         raise UsageError(f"{exc} in {line.strip()!r}") from None
+
+
+def _option_hint(parser: Any, message: str, line: str) -> str:
+    """`` (did you mean `--deterministic`?)`` for argparse's "unrecognized arguments: ...".
+
+    A mistyped option is compared with the options; an extra word most often follows a
+    mistyped subcommand (``%repro kernl install``), so the line's first word is compared
+    with the subcommands and profiles.
+    """
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return ""
+    for word in message.removeprefix(prefix).split():
+        if word.startswith("-"):
+            hint = did_you_mean(word.split("=")[0], parser._option_string_actions)
+            if hint:
+                return hint
+    first = line.split()[0] if line.split() else ""
+    return "" if first.startswith("-") else did_you_mean(first, _words())
+
+
+def _words() -> tuple[str, ...]:
+    """What may stand where a seed stands: the subcommands, ``random``, the profiles' names."""
+    return (*SUBCOMMANDS, "random", *(p.name for p in profiles()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -58,7 +89,10 @@ def _settings_args(args: Any) -> tuple[int | None, str | None, dict[str, Any]]:
         )
         seed = None if args.seed is None else parse_seed(args.seed)
     except (ValueError, TypeError) as exc:
-        raise _usage(exc) from None
+        error = _usage(exc)
+        word = args.seed if isinstance(args.seed, str) and not args.seed.isdigit() else None
+        hint = did_you_mean(word, _words()) if word and "seed" in str(error) else ""
+        raise UsageError(f"{error}{hint}") from None
     return seed, profile, overrides
 
 
@@ -73,6 +107,20 @@ def _settings_args(args: Any) -> tuple[int | None, str | None, dict[str, Any]]:
 )
 def _export_arguments(line: str) -> None:
     """``%repro export [--param KEY=VALUE ...]``: insert a config cell below this one."""
+
+
+@magic_arguments()
+@argument(
+    "action", choices=["install"], help="install: a kernelspec for this Python, hashing fixed"
+)
+@argument(
+    "--hash-seed",
+    default="0",
+    metavar="N",
+    help="PYTHONHASHSEED of the new kernel, 0 <= N < 2**32 (default 0)",
+)
+def _kernel_arguments(line: str) -> None:
+    """``%repro kernel install [--hash-seed N]``: a kernel whose str hashing is fixed."""
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -97,7 +145,7 @@ class ReproMagics(Magics):
         "seed",
         nargs="?",
         help="integer 0 <= SEED < 2**32 (decimal or 0x...), or 'random' to draw and print a "
-        "fresh one; or a subcommand: panel, export, check, profiles",
+        "fresh one; or a subcommand: panel, export, check, profiles, kernel",
     )
     @argument("-d", "--deterministic", action="store_true", help="same as --profile debug")
     @argument(
@@ -151,14 +199,19 @@ class ReproMagics(Magics):
             %repro panel                   # the live panel
             %repro export --param lr=1e-3  # insert a config cell below this one
             %repro check                   # compare the kernel with the last applied config
+            %repro kernel install          # a kernel whose str hashing is fixed (hash seed 0)
 
             %%repro 42 -p debug            # run one cell under a seed and profile, then restore
             %%repro --keep                 # run the cell seeded, keep the settings afterwards
 
         A framework imported after ``%repro`` is seeded at its import. The running
-        kernel's str hashing cannot be fixed from inside it: see ``repro kernel install``.
+        kernel's str hashing cannot be fixed from inside it: ``%repro kernel install``
+        installs a kernel that starts with it fixed; switch the notebook to that kernel.
         """
         words = line.split()
+        if any(word in HELP for word in words):
+            print(inspect.cleandoc(ReproMagics.repro.__doc__ or "").removeprefix("::").lstrip())
+            return None
         if words and words[0] in SUBCOMMANDS:
             return self._subcommand(words[0], line.split(None, 1)[1] if len(words) > 1 else "")
         args = _parse(self.repro, line)
@@ -186,6 +239,8 @@ class ReproMagics(Magics):
             if rest.strip():
                 raise UsageError("%repro panel takes no arguments")
             return repro.panel()
+        if name == "kernel":
+            return self._install_kernel(rest)
         if name == "check":
             if rest.strip():
                 raise UsageError("%repro check takes no arguments")
@@ -208,9 +263,27 @@ class ReproMagics(Magics):
             source = repro.config_cell(params or None)
         except (ValueError, TypeError) as exc:
             raise _usage(exc) from None
-        self.shell.set_next_input(source, replace=False)
-        print("repro: config cell inserted below")
+        print(_export_message(self.shell, source))
         return None
+
+    def _install_kernel(self, rest: str) -> None:
+        # The one step between the hashing warning and its fix: the CLI's `repro kernel
+        # install`, from the notebook itself (no PATH, no terminal).
+        from repro._kernel import install_kernel, kernel_display_name
+
+        try:
+            args = _kernel_arguments.parser.parse_args(shlex.split(rest))
+            hash_seed = parse_seed(args.hash_seed, "hash seed", random=False)
+        except UsageError as exc:
+            text = " ".join(str(exc).splitlines())
+            raise UsageError(f"{text} (usage: %repro kernel install [--hash-seed N])") from None
+        except ValueError as exc:  # shlex, or the hash seed
+            raise _usage(exc) from None
+        try:
+            folder = install_kernel(hash_seed=hash_seed)
+        except Exception as exc:  # a read-only data folder, a missing ipykernel
+            raise UsageError(f"could not install the kernel: {exc}".splitlines()[0]) from None
+        print(_switch_advice(kernel_display_name(hash_seed), folder))
 
     @cell_magic("repro")
     def repro_cell(self, line: str, cell: str) -> None:
@@ -258,8 +331,54 @@ class ReproMagics(Magics):
 
 
 def _summary(st: repro.State) -> str:
-    """What ``%repro 42`` prints: the state's one line, and where to look if it warns."""
-    text = f"repro: {st.summary(sources=True)}"
-    if st.warnings:
-        text += "\n      %repro shows the warnings, each with its fix"
-    return text
+    """What ``%repro 42`` prints: the state's one line, then each warning with its fix."""
+    lines = [f"repro: {st.summary(sources=True)}"]
+    for warning in st.warnings:
+        lines += textwrap.wrap(
+            warning, 96, initial_indent="  ⚠ ", subsequent_indent="    ", break_on_hyphens=False
+        )
+    return "\n".join(lines)
+
+
+def _switch_advice(display_name: str, folder: str) -> str:
+    """What to do after ``%repro kernel install``: the switch of kernel, in the frontends' words."""
+    return (
+        f"repro: installed the kernel {display_name!r} ({folder}).\n"
+        "  This kernel keeps its randomized hashing: a running Python cannot change it. Switch\n"
+        f"  the notebook to the new kernel (JupyterLab and Notebook 7: Kernel → Change Kernel… →\n"
+        f"  {display_name}; VS Code: Select Kernel), then run it again from the top."
+    )
+
+
+def _frontend_inserts_cells(shell: Any) -> bool:
+    """Whether the cell running now came from a notebook frontend, which acts on
+    ``set_next_input`` by inserting a cell.
+
+    JupyterLab, Notebook 7 and VS Code send the cell's id with each request
+    (``metadata.cellId``); nbclient, consoles and a plain IPython shell do not.
+    """
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return False
+    try:
+        parent = kernel.get_parent("shell")  # ipykernel >= 6: the request being answered
+    except (AttributeError, TypeError):
+        parent = getattr(shell, "parent_header", None)
+    metadata = (parent or {}).get("metadata") or {} if isinstance(parent, dict) else {}
+    return bool(metadata.get("cellId"))
+
+
+def _export_message(shell: Any, source: str) -> str:
+    """Hand the config cell to the frontend; say what happened, and print it where no
+    notebook frontend will insert it (so it is not lost)."""
+    if _frontend_inserts_cells(shell):
+        shell.set_next_input(source, replace=False)
+        return "repro: config cell inserted below"
+    if getattr(shell, "kernel", None) is not None:
+        # A console may still show it as the next input; printing it costs nothing.
+        shell.set_next_input(source, replace=False)
+    return (
+        "repro: no notebook here can insert a cell (nbclient, a console or plain IPython runs\n"
+        "  this), so here is the config cell: paste it into a cell to re-apply this run.\n\n"
+        + source
+    )

@@ -13,10 +13,22 @@ from typing import Any, NamedTuple
 
 from repro import _distributed
 from repro import frameworks as _frameworks
+from repro._kernel import kernel_display_name
 from repro._seed import SEED_LIMIT
 from repro._session import current, lock
 
-__all__ = ["SETTING_LABELS", "STATUS", "Source", "SourceRow", "State", "hash_seed", "state"]
+__all__ = [
+    "SETTING_LABELS",
+    "STATUS",
+    "Source",
+    "SourceRow",
+    "State",
+    "code_html",
+    "hash_seed",
+    "hash_warning",
+    "process_kind",
+    "state",
+]
 
 #: Backend flags in display order, with the name a PyTorch user knows them by.
 SETTING_LABELS = {
@@ -103,6 +115,9 @@ class State:
     #: this process's place in its torch.distributed process group, once one is initialised
     rank: int | None = None
     world_size: int | None = None
+    #: what runs this code: ``kernel`` (Jupyter), ``ipython`` (a terminal) or ``script``;
+    #: the fix for randomized hashing differs (a kernelspec, or a variable on the command line)
+    process: str = "script"
 
     @property
     def hash_fixed(self) -> bool:
@@ -146,6 +161,7 @@ class State:
             "last_verify": self.last_verify,
             "rank": self.rank,
             "world_size": self.world_size,
+            "process": self.process,
         }
 
     def source_rows(self) -> tuple[SourceRow, ...]:
@@ -169,7 +185,7 @@ class State:
         """The backend settings as (label, value), in the order a PyTorch user reads them.
 
         cuDNN's availability and version share a row; ``CUBLAS_WORKSPACE_CONFIG`` and
-        whether ``str`` hashing is fixed in this kernel come last.
+        whether ``str`` hashing is fixed in this kernel (or IPython session, or process) come last.
         """
         settings = dict(self.settings)
         rows: list[tuple[str, str]] = []
@@ -186,7 +202,7 @@ class State:
         if self.hash_fixed:
             rows.append(("str hashing", f"fixed (PYTHONHASHSEED={self.hash_seed})"))
         else:
-            rows.append(("str hashing", "randomized in this kernel"))
+            rows.append(("str hashing", f"randomized in this {_PROCESS_WORDS[self.process]}"))
         return tuple(rows)
 
     @property
@@ -284,6 +300,12 @@ CSS = """<style>
 .repro-panel .repro-unseeded { color: var(--jp-warn-color0, #b45309); }
 .repro-panel .repro-muted { color: var(--jp-ui-font-color3, #888); }
 .repro-panel .repro-tables { gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+.repro-panel td.repro-seed code { display: inline-block; min-width: 10ch; }
+.repro-panel td.repro-fresh, .repro-panel td.repro-moved, .repro-panel td.repro-unseeded,
+.repro-panel td.repro-muted { min-width: 16ch; }
+.repro-panel ul.repro-warnings code { color: var(--jp-content-font-color1, inherit);
+  background: var(--jp-layout-color2, #eee); padding: 0 3px; border-radius: 2px;
+  white-space: nowrap; }
 .repro-panel ul.repro-warnings { margin: 4px 0 2px; padding-left: 18px;
   color: var(--jp-warn-color0, #b45309); white-space: normal; }
 .repro-panel ul.repro-warnings li { margin: 1px 0; }
@@ -325,7 +347,7 @@ def sources_html(st: State) -> str:
     """The sources of randomness as a table, each status with its meaning as a tooltip."""
     e = html.escape
     body = "".join(
-        f"<tr><td>{e(stream)}</td><td><code>{e(seed)}</code></td>"
+        f"<tr><td>{e(stream)}</td><td class='repro-seed'><code>{e(seed)}</code></td>"
         f"<td><code class='repro-fingerprint'>{e(fp)}</code></td>"
         f"<td class='{_STATUS_CLASS[status]}' title='{e(STATUS[status])}'>{e(status)}</td></tr>"
         for stream, seed, fp, status in st.source_rows()
@@ -351,11 +373,28 @@ def warnings_html(st: State) -> str:
     """The warnings, each with its fix, as a list (empty without warnings)."""
     if not st.warnings:
         return ""
-    items = "".join(f"<li>{html.escape(w)}</li>" for w in st.warnings)
+    items = "".join(f"<li>{code_html(w)}</li>" for w in st.warnings)
     return f"<ul class='repro-warnings'>{items}</ul>"
 
 
-def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: bool) -> list[str]:
+def code_html(text: str) -> str:
+    """``text`` as HTML, its `backticked` spans (code in repro's messages) as ``<code>``.
+
+    The text forms keep the backticks, which mark code in a terminal; the HTML shows code
+    as code. A lone backtick stays as it is.
+    """
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # unbalanced: not markup
+        return html.escape(text)
+    return "".join(
+        f"<code>{html.escape(part)}</code>" if i % 2 else html.escape(part)
+        for i, part in enumerate(parts)
+    )
+
+
+def _warnings(
+    settings: dict[str, Any], environ: dict[str, str | None], fixed: bool, process: str
+) -> list[str]:
     out = []
     if settings.get("cudnn_benchmark") and settings.get("cudnn_deterministic"):
         out.append(
@@ -369,12 +408,50 @@ def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: b
             "on CUDA may raise or differ. Fix: set it to :4096:8 before the first CUDA call."
         )
     if not fixed:
-        out.append(
-            "str hashing is randomized in this kernel (PYTHONHASHSEED was not set when it "
-            "started): set iteration order and hash() differ between runs. Fix: "
-            "`repro kernel install --hash-seed 0` and use that kernel."
-        )
+        out.append(hash_warning(process))
     return out
+
+
+#: How each kind of process is named in the advice about its hashing.
+_PROCESS_WORDS = {"kernel": "kernel", "ipython": "IPython session", "script": "process"}
+
+
+def process_kind() -> str:
+    """``kernel`` inside a Jupyter kernel, ``ipython`` in another IPython shell, else ``script``.
+
+    Never imports IPython: a script that did not import it is a script.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    if shell is None:
+        return "script"
+    return "kernel" if getattr(shell, "kernel", None) is not None else "ipython"
+
+
+def hash_warning(process: str) -> str:
+    """The warning about randomized ``str`` hashing, with the fix for this kind of process.
+
+    A running interpreter cannot change its hash seed: a kernel is replaced by one whose
+    kernelspec sets it (``%repro kernel install``, one step), a terminal or a script is
+    started again with ``PYTHONHASHSEED=0`` in front.
+    """
+    what = _PROCESS_WORDS.get(process, "process")
+    text = (
+        f"str hashing is randomized in this {what} (PYTHONHASHSEED was not set when it "
+        "started): set iteration order and hash() differ between runs. Fix: "
+    )
+    if process == "kernel":
+        return text + (
+            "`%repro kernel install` installs a kernel with PYTHONHASHSEED=0; then switch this "
+            f"notebook to it (Kernel → Change Kernel… → {kernel_display_name(0)}) and run it "
+            "again: this kernel's hashing cannot change while it runs."
+        )
+    if process == "ipython":
+        return text + "start IPython with it set: `PYTHONHASHSEED=0 ipython`."
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else ""
+    command = f"PYTHONHASHSEED=0 python {script or 'script.py'}"
+    return text + f"start the process with it set: `{command}`."
 
 
 def state() -> State:
@@ -395,7 +472,8 @@ def state() -> State:
             settings.update(fw.read_settings())
         environ = {"CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
         seed_fixed = hash_seed()
-        warnings = _warnings(settings, environ, seed_fixed is not None)
+        process = process_kind()
+        warnings = _warnings(settings, environ, seed_fixed is not None, process)
         warnings += [n for n in session.notes if n not in warnings]
         rank, world_size = _distributed.process_group() or (None, None)
         return State(
@@ -410,4 +488,5 @@ def state() -> State:
             last_verify=session.last_verify,
             rank=rank,
             world_size=world_size,
+            process=process,
         )
