@@ -269,7 +269,7 @@ class ReproMagics(Magics):
     def _install_kernel(self, rest: str) -> None:
         # The one step between the hashing warning and its fix: the CLI's `repro kernel
         # install`, from the notebook itself (no PATH, no terminal).
-        from repro._kernel import install_kernel, kernel_display_name
+        from repro._kernel import install_kernel, kernel_display_name, switch_advice
 
         try:
             args = _kernel_arguments.parser.parse_args(shlex.split(rest))
@@ -283,7 +283,7 @@ class ReproMagics(Magics):
             folder = install_kernel(hash_seed=hash_seed)
         except Exception as exc:  # a read-only data folder, a missing ipykernel
             raise UsageError(f"could not install the kernel: {exc}".splitlines()[0]) from None
-        print(_switch_advice(kernel_display_name(hash_seed), folder))
+        print(switch_advice(kernel_display_name(hash_seed), folder))
 
     @cell_magic("repro")
     def repro_cell(self, line: str, cell: str) -> None:
@@ -338,16 +338,6 @@ def _summary(st: repro.State) -> str:
             warning, 96, initial_indent="  ⚠ ", subsequent_indent="    ", break_on_hyphens=False
         )
     return "\n".join(lines)
-
-
-def _switch_advice(display_name: str, folder: str) -> str:
-    """What to do after ``%repro kernel install``: the switch of kernel, in the frontends' words."""
-    return (
-        f"repro: installed the kernel {display_name!r} ({folder}).\n"
-        "  This kernel keeps its randomized hashing: a running Python cannot change it. Switch\n"
-        f"  the notebook to the new kernel (JupyterLab and Notebook 7: Kernel → Change Kernel… →\n"
-        f"  {display_name}; VS Code: Select Kernel), then run it again from the top."
-    )
 
 
 def _frontend_inserts_cells(shell: Any) -> bool:

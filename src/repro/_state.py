@@ -300,7 +300,8 @@ CSS = """<style>
 .repro-panel .repro-unseeded { color: var(--jp-warn-color0, #b45309); }
 .repro-panel .repro-muted { color: var(--jp-ui-font-color3, #888); }
 .repro-panel .repro-tables { gap: 24px; flex-wrap: wrap; align-items: flex-start; }
-.repro-panel td.repro-seed code { display: inline-block; min-width: 10ch; }
+/* room for a ten-digit seed whatever the seed: a new seed must not move the layout */
+.repro-panel table.repro-sources td:nth-child(2) code { display: inline-block; min-width: 10ch; }
 .repro-panel td.repro-fresh, .repro-panel td.repro-moved, .repro-panel td.repro-unseeded,
 .repro-panel td.repro-muted { min-width: 16ch; }
 .repro-panel ul.repro-warnings code { color: var(--jp-content-font-color1, inherit);
@@ -309,7 +310,8 @@ CSS = """<style>
 .repro-panel ul.repro-warnings { margin: 4px 0 2px; padding-left: 18px;
   color: var(--jp-warn-color0, #b45309); white-space: normal; }
 .repro-panel ul.repro-warnings li { margin: 1px 0; }
-.repro-panel .repro-status { min-height: 1.3em; color: var(--jp-ui-font-color2, #555); }
+.repro-panel .repro-status { min-height: 1.3em; color: var(--jp-ui-font-color2, #555);
+  white-space: pre-line; }
 .repro-panel .repro-error { color: var(--jp-error-color1, #c62828); white-space: pre-wrap; }
 .repro-panel pre.repro-code { max-height: 220px; overflow: auto; margin: 4px 0 0;
   padding: 6px 8px; background: var(--jp-cell-editor-background, #f7f7f7);
@@ -347,7 +349,7 @@ def sources_html(st: State) -> str:
     """The sources of randomness as a table, each status with its meaning as a tooltip."""
     e = html.escape
     body = "".join(
-        f"<tr><td>{e(stream)}</td><td class='repro-seed'><code>{e(seed)}</code></td>"
+        f"<tr><td>{e(stream)}</td><td><code>{e(seed)}</code></td>"
         f"<td><code class='repro-fingerprint'>{e(fp)}</code></td>"
         f"<td class='{_STATUS_CLASS[status]}' title='{e(STATUS[status])}'>{e(status)}</td></tr>"
         for stream, seed, fp, status in st.source_rows()
