@@ -131,7 +131,8 @@ class Panel(widgets.VBox):
             description="Export config cell",
             icon="file-export",
             tooltip="insert a cell below that records and re-applies this run (repro.config_cell)",
-            layout=widgets.Layout(width="auto"),
+            # never squeezed by a long status line beside it
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
         )
         self.status = widgets.HTML()
         self.code = widgets.HTML()
@@ -140,7 +141,7 @@ class Panel(widgets.VBox):
             description="Install a kernel with fixed hashing",
             icon="wrench",
             tooltip="%repro kernel install: a kernelspec for this Python with PYTHONHASHSEED=0",
-            layout=widgets.Layout(width="auto", display="none"),
+            layout=widgets.Layout(width="auto", display="none", align_self="flex-start"),
         )
         self.kernel_button.on_click(self._reporting(self._install_kernel))
 
@@ -322,7 +323,8 @@ class Panel(widgets.VBox):
         from repro._kernel import install_kernel, kernel_display_name, switch_advice
 
         folder = install_kernel(hash_seed=0)
-        self._say(switch_advice(kernel_display_name(0), folder).removeprefix("repro: "))
+        advice = switch_advice(kernel_display_name(0), folder).removeprefix("repro: ")
+        self._say(" ".join(advice.split()))  # the terminal's line breaks, as one paragraph
 
     # -- life cycle --
 

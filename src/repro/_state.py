@@ -276,7 +276,7 @@ CSS = """<style>
   font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, inherit);
   background: var(--jp-layout-color1, transparent);
   border: 1px solid var(--jp-border-color2, #ccc); border-radius: 4px;
-  padding: 6px 10px 8px; max-width: 860px; box-sizing: border-box; }
+  padding: 6px 10px 8px; max-width: 940px; box-sizing: border-box; }
 .repro-panel .repro-head { display: flex; align-items: baseline; gap: 10px; }
 .repro-panel .repro-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 14px); }
 .repro-panel .repro-summary { color: var(--jp-ui-font-color2, #555); }
@@ -302,16 +302,13 @@ CSS = """<style>
 .repro-panel .repro-tables { gap: 24px; flex-wrap: wrap; align-items: flex-start; }
 /* room for a ten-digit seed whatever the seed: a new seed must not move the layout */
 .repro-panel table.repro-sources td:nth-child(2) code { display: inline-block; min-width: 10ch; }
-.repro-panel td.repro-fresh, .repro-panel td.repro-moved, .repro-panel td.repro-unseeded,
-.repro-panel td.repro-muted { min-width: 16ch; }
 .repro-panel ul.repro-warnings code { color: var(--jp-content-font-color1, inherit);
   background: var(--jp-layout-color2, #eee); padding: 0 3px; border-radius: 2px;
   white-space: nowrap; }
 .repro-panel ul.repro-warnings { margin: 4px 0 2px; padding-left: 18px;
   color: var(--jp-warn-color0, #b45309); white-space: normal; }
 .repro-panel ul.repro-warnings li { margin: 1px 0; }
-.repro-panel .repro-status { min-height: 1.3em; color: var(--jp-ui-font-color2, #555);
-  white-space: pre-line; }
+.repro-panel .repro-status { min-height: 1.3em; color: var(--jp-ui-font-color2, #555); }
 .repro-panel .repro-error { color: var(--jp-error-color1, #c62828); white-space: pre-wrap; }
 .repro-panel pre.repro-code { max-height: 220px; overflow: auto; margin: 4px 0 0;
   padding: 6px 8px; background: var(--jp-cell-editor-background, #f7f7f7);
@@ -333,8 +330,10 @@ def head_html(st: State) -> str:
     css = "repro-bad" if st.warnings else ("repro-ok" if st.seed is not None else "repro-summary")
     seed = "none" if st.seed is None else str(st.seed)
     rank = "" if st.rank is None else f" · rank {st.rank} of {st.world_size}"
+    # The space: where <style> is dropped (a notebook opened untrusted), it still reads
+    # "repro seed 42", not "reproseed 42"; in the flex line it draws nothing.
     return (
-        "<div class='repro-head'><span class='repro-title'>repro</span>"
+        "<div class='repro-head'><span class='repro-title'>repro</span> "
         f"<span class='repro-summary'>seed {seed} · profile {html.escape(st.profile_label)} · "
         f"<span class='{css}'>{html.escape(st.verdict)}</span>{rank}</span></div>"
         + (
@@ -445,9 +444,8 @@ def hash_warning(process: str) -> str:
     )
     if process == "kernel":
         return text + (
-            "`%repro kernel install` installs a kernel with PYTHONHASHSEED=0; then switch this "
-            f"notebook to it (Kernel → Change Kernel… → {kernel_display_name(0)}) and run it "
-            "again: this kernel's hashing cannot change while it runs."
+            f'`%repro kernel install`, then switch to the kernel "{kernel_display_name(0)}" '
+            "(Kernel → Change Kernel…) and run the notebook again."
         )
     if process == "ipython":
         return text + "start IPython with it set: `PYTHONHASHSEED=0 ipython`."
