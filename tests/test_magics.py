@@ -229,6 +229,14 @@ def test_help_flag_prints_the_help_and_changes_nothing(shell, capsys, line) -> N
     assert repro.state() == before
 
 
+def test_cell_magic_help_prints_the_help_and_runs_nothing(shell, capsys) -> None:
+    shell.user_ns["ran"] = False
+    result = run(shell, "%%repro --help\nran = True")
+    out = capsys.readouterr().out
+    assert result.success and "%repro [-d] [-p NAME]" in out and "%%repro 42 -p debug" in out
+    assert shell.user_ns["ran"] is False
+
+
 @pytest.mark.parametrize(
     ("line", "unhinted", "suggestion"),
     [
@@ -241,6 +249,7 @@ def test_help_flag_prints_the_help_and_changes_nothing(shell, capsys, line) -> N
         ("%repro 1 -p fianl", "unknown profile 'fianl'", "final"),
         ("%repro 1 --profile=prodution", "unknown profile 'prodution'", "production"),
         ("%repro randm", "got 'randm'", "random"),
+        ("%%repro 1 --determinstic\nx = 1", "unrecognized arguments", "--deterministic"),
     ],
 )
 def test_a_typo_is_one_usage_error_that_names_the_closest_word(

@@ -210,7 +210,7 @@ class ReproMagics(Magics):
         """
         words = line.split()
         if any(word in HELP for word in words):
-            print(inspect.cleandoc(ReproMagics.repro.__doc__ or "").removeprefix("::").lstrip())
+            print(_help())
             return None
         if words and words[0] in SUBCOMMANDS:
             return self._subcommand(words[0], line.split(None, 1)[1] if len(words) > 1 else "")
@@ -294,6 +294,9 @@ class ReproMagics(Magics):
         re-running the cell gives the same output whatever ran before it.
         """
         __tracebackhide__ = True
+        if any(word in HELP for word in line.split()):
+            print(_help())  # the help, and the cell not run: it was not asked for
+            return
         args = _parse_cell_line(line)
         seed, profile, overrides = _settings_args(args)
         with contextlib.ExitStack() as stack:
@@ -328,6 +331,11 @@ class ReproMagics(Magics):
                 return
             stack.enter_context(_diagnostics.listing_nondeterministic_ops())
             _cell.run(self.shell, line, cell)
+
+
+def _help() -> str:
+    """What ``%repro?`` shows (usage, examples, every option), for ``--help`` and ``-h``."""
+    return inspect.cleandoc(ReproMagics.repro.__doc__ or "").removeprefix("::").lstrip()
 
 
 def _summary(st: repro.State) -> str:
