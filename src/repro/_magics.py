@@ -369,12 +369,11 @@ def _frontend_inserts_cells(shell: Any) -> bool:
 def _export_message(shell: Any, source: str) -> str:
     """Hand the config cell to the frontend; say what happened, and print it where no
     notebook frontend will insert it (so it is not lost)."""
+    # Always handed over: a notebook inserts it, a console or a terminal may offer it as the
+    # next input; only a notebook is told "inserted".
+    shell.set_next_input(source, replace=False)
     if _frontend_inserts_cells(shell):
-        shell.set_next_input(source, replace=False)
         return "repro: config cell inserted below"
-    if getattr(shell, "kernel", None) is not None:
-        # A console may still show it as the next input; printing it costs nothing.
-        shell.set_next_input(source, replace=False)
     return (
         "repro: no notebook here can insert a cell (nbclient, a console or plain IPython runs\n"
         "  this), so here is the config cell: paste it into a cell to re-apply this run.\n\n"
