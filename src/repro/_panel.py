@@ -366,8 +366,10 @@ def snapshot_html(st: State) -> str:
     )
     return (
         f"{CSS}<div class='repro-panel'>{head_html(st)}{note}"
-        f"<div class='repro-tables' style='display: flex; flex-wrap: wrap; gap: 24px'>"
-        f"{sources_html(st)}{settings_html(st)}</div>{warnings_html(st)}</div>"
+        # margin, not gap: JupyterLab 4.0's sanitizer keeps the one and drops the other
+        "<div class='repro-tables' style='display: flex; flex-wrap: wrap'>"
+        f"<div style='margin-right: 24px'>{sources_html(st)}</div>{settings_html(st)}</div>"
+        f"{warnings_html(st)}</div>"
     )
 
 
