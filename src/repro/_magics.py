@@ -352,8 +352,8 @@ def _frontend_inserts_cells(shell: Any) -> bool:
     """Whether the cell running now came from a notebook frontend, which acts on
     ``set_next_input`` by inserting a cell.
 
-    JupyterLab, Notebook 7 and VS Code send the cell's id with each request
-    (``metadata.cellId``); nbclient, consoles and a plain IPython shell do not.
+    JupyterLab and Notebook 7 send the cell's id with each request (``metadata.cellId``);
+    nbclient (papermill, nbconvert), consoles and a plain IPython shell do not.
     """
     kernel = getattr(shell, "kernel", None)
     if kernel is None:
@@ -362,8 +362,8 @@ def _frontend_inserts_cells(shell: Any) -> bool:
         parent = kernel.get_parent("shell")  # ipykernel >= 6: the request being answered
     except (AttributeError, TypeError):
         parent = getattr(shell, "parent_header", None)
-    metadata = (parent or {}).get("metadata") or {} if isinstance(parent, dict) else {}
-    return bool(metadata.get("cellId"))
+    metadata = parent.get("metadata") if isinstance(parent, dict) else None
+    return isinstance(metadata, dict) and bool(metadata.get("cellId"))
 
 
 def _export_message(shell: Any, source: str) -> str:
