@@ -147,9 +147,14 @@ def test_widgets_without_a_frontend_plain_shell(shell: Any) -> None:
     assert result.success
     p = result.result
     try:
-        # What a terminal shows instead of the widget: one line that says where it draws.
-        text = repr(p)
-        assert "\n" not in text and "JupyterLab" in text and "%repro" in text, text
+        # What a terminal shows instead of the widget: the state's summary, whole, and where
+        # the widget draws (ipywidgets' own text is cut at 110 characters).
+        formatted, _ = shell.display_formatter.format(p)
+        text = formatted["text/plain"]
+        first, second = text.splitlines()
+        assert first == f"repro panel: {repro.state().summary()}" and "…" not in text
+        assert "JupyterLab" in second and "%repro" in second and len(second) <= 100, text
+        assert repr(p) == first
         p.export_button.click()  # no frontend to insert a cell: the code is shown instead
         assert "cannot insert cells" in p.status.value
         assert "repro.apply_config(config)" in p.code.value
@@ -229,7 +234,7 @@ def test_not_in_ipython_at_all() -> None:
     lines = run_python(code).strip().splitlines()
     assert lines[0] == "42 debug" and lines[1] == "debug"
     assert lines[2] == "IPython loaded: False"
-    assert lines[3].startswith("repro panel: seed 42") and "JupyterLab" in lines[3]
+    assert lines[3].startswith("repro panel: seed 42 · profile debug · ") and len(lines[3]) < 110
     assert lines[4].startswith("# repro config")
     assert lines[5].startswith("check: no config has been applied")
     record("missing-no-ipython", checks=6)

@@ -411,3 +411,58 @@ def test_export_error_shows_in_the_panel(
     p = new_panel(panels)
     p.export_button.click()
     assert "cannot capture the environment" in error_text(p)
+
+
+# --- what a saved notebook and a terminal show -----------------------------------------------
+
+
+def test_the_panels_bundle_keeps_a_static_view_and_a_whole_text(shell, panels: list[Panel]) -> None:
+    repro.setup(4294967295, "final", deterministic_algorithms="warn")
+    p = new_panel(panels)
+    st = repro.state()
+    data, _ = shell.display_formatter.format(p)
+    # The widget, for a live frontend.
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == p.model_id
+    # The text, whole: ipywidgets would cut it at 110 characters with an ellipsis.
+    text = data["text/plain"]
+    assert text.splitlines()[0] == f"repro panel: {st.summary()}" and "…" not in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    # The static HTML view: what the panel draws, from the same fragments.
+    page = data["text/html"]
+    assert p.sources.value in page and p.settings.value in page and p.header.value in page
+    assert (p.warnings.value in page) and "run the cell for the live panel" in page
+
+
+def test_warnings_show_code_as_code(panels: list[Panel]) -> None:
+    repro.setup(1, "debug")
+    p = new_panel(panels)
+    st = repro.state()
+    if st.hash_fixed:
+        pytest.skip("this run's hashing is fixed: no warning holds code")
+    assert "`" in " ".join(st.warnings)  # the text form marks code with backticks...
+    assert "`" not in p.warnings.value and "<code>" in p.warnings.value  # ...the panel draws it
+
+
+def test_the_hashing_fix_is_a_button_only_in_a_kernel_with_randomized_hashing(
+    panels: list[Panel], monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    import repro._state as state_module
+
+    p = new_panel(panels)
+    assert p.kernel_button.layout.display == "none"  # not a kernel: nothing to install
+    monkeypatch.setattr(state_module, "process_kind", lambda: "kernel")
+    monkeypatch.setattr(state_module, "hash_seed", lambda: None)
+    p.refresh()
+    assert p.kernel_button.layout.display is None
+    assert "%repro kernel install" in p.warnings.value
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    before = repro.state()
+    p.kernel_button.click()
+    spec = KernelSpecManager().get_kernel_spec("repro")
+    assert spec.env["PYTHONHASHSEED"] == "0" and str(tmp_path) in spec.resource_dir
+    said = html.unescape(p.status.value)
+    assert "installed the kernel 'Python 3 (repro, hash seed 0)'" in said
+    assert "Change Kernel" in said and "repro-error" not in said
+    assert repro.state() == before

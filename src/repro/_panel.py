@@ -29,7 +29,7 @@ from repro._profiles import Profile, profiles
 from repro._seed import parse_seed
 from repro._state import CSS, State, head_html, settings_html, sources_html, state, warnings_html
 
-__all__ = ["Panel", "panel", "profile_hint"]
+__all__ = ["Panel", "panel", "profile_hint", "snapshot_html"]
 
 
 def profile_hint(profile: Profile | None) -> str:
@@ -95,7 +95,7 @@ class Panel(widgets.VBox):
 
     Its controls are attributes, so that code and tests can drive it like a
     person would: ``seed_text``, ``apply_button``, ``random_button``,
-    ``profile_buttons``, ``export_button``; and what it shows: ``header``,
+    ``profile_buttons``, ``export_button``, ``kernel_button``; and what it shows: ``header``,
     ``hint``, ``sources``, ``settings``, ``warnings``, ``status``, ``code``.
     """
 
@@ -132,10 +132,19 @@ class Panel(widgets.VBox):
             description="Export config cell",
             icon="file-export",
             tooltip="insert a cell below that records and re-applies this run (repro.config_cell)",
-            layout=widgets.Layout(width="auto"),
+            # never squeezed by a long status line beside it
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
         )
         self.status = widgets.HTML()
         self.code = widgets.HTML()
+        # The fix for randomized hashing, one click from its warning (shown only then).
+        self.kernel_button = widgets.Button(
+            description="Install a kernel with fixed hashing",
+            icon="wrench",
+            tooltip="%repro kernel install: a kernelspec for this Python with PYTHONHASHSEED=0",
+            layout=widgets.Layout(width="auto", display="none", align_self="flex-start"),
+        )
+        self.kernel_button.on_click(self._reporting(self._install_kernel))
 
         self.apply_button.on_click(self._reporting(self._apply_seed))
         self.random_button.on_click(self._reporting(self._random_seed))
@@ -153,6 +162,7 @@ class Panel(widgets.VBox):
                 self.hint,
                 tables,
                 self.warnings,
+                self.kernel_button,
                 widgets.HBox([self.export_button, self.status]),
                 self.code,
             ]
@@ -164,11 +174,24 @@ class Panel(widgets.VBox):
         self.refresh()
 
     def __repr__(self) -> str:
-        # What a frontend without widgets (a terminal, a headless run) shows instead.
-        return (
-            f"repro panel: {state().summary()} (widgets draw in JupyterLab, Notebook 7 or "
-            "VS Code; here, %repro shows the same state as text)"
+        # Short enough to stay whole: ipywidgets cuts a widget's repr at 110 characters.
+        return f"repro panel: {state().summary()}"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live widget, and two views of it as it is now that a saved notebook keeps.
+
+        A notebook opened before it runs (no kernel, or not trusted, so no widget) shows
+        the ``text/html`` view: the same head, tables and warnings the panel draws. Where
+        no HTML is drawn (a terminal), ``text/plain``: the summary and where to see the rest.
+        """
+        data = super()._repr_mimebundle_(**kwargs)
+        st = state()
+        data["text/plain"] = (
+            f"repro panel: {st.summary()}\n"
+            "(a live widget in JupyterLab, Notebook 7 and VS Code; %repro shows this state as text)"
         )
+        data["text/html"] = snapshot_html(st)
+        return data
 
     # -- refreshing --
 
@@ -206,6 +229,8 @@ class Panel(widgets.VBox):
         self.sources.value = sources_html(st)
         self.settings.value = settings_html(st)
         self.warnings.value = warnings_html(st)
+        fixable = not st.hash_fixed and st.process == "kernel"
+        self.kernel_button.layout.display = None if fixable else "none"
         # The status line tells what just happened; once the kernel moves on, it is old news.
         self.status.value = ""
 
@@ -289,6 +314,13 @@ class Panel(widgets.VBox):
             "into a new cell, or run %repro export in a cell"
         )
 
+    def _install_kernel(self, _button: Any = None) -> None:
+        from repro._kernel import install_kernel, kernel_display_name, switch_advice
+
+        folder = install_kernel(hash_seed=0)
+        advice = switch_advice(kernel_display_name(0), folder).removeprefix("repro: ")
+        self._say(" ".join(advice.split()))  # the terminal's line breaks, as one paragraph
+
     # -- life cycle --
 
     def detach(self, reason: str | None = None) -> None:
@@ -304,6 +336,7 @@ class Panel(widgets.VBox):
                 self.random_button,
                 self.profile_buttons,
                 self.export_button,
+                self.kernel_button,
             ):
                 control.disabled = True
             self._say(reason)
@@ -315,6 +348,24 @@ class Panel(widgets.VBox):
         for child in _descendants(self):
             child.close()
         super().close()
+
+
+def snapshot_html(st: State) -> str:
+    """The panel as it was when its cell ran, as static HTML (what a saved notebook shows).
+
+    Inline styles carry the layout, since a notebook opened untrusted drops ``<style>``.
+    """
+    note = (
+        "<div class='repro-snapshot' style='color: #777; font-size: 11px'>"
+        "the panel as it was when this cell ran: run the cell for the live panel</div>"
+    )
+    return (
+        f"{CSS}<div class='repro-panel'>{head_html(st)}{note}"
+        # margin, not gap: JupyterLab 4.0's sanitizer keeps the one and drops the other
+        "<div class='repro-tables' style='display: flex; flex-wrap: wrap'>"
+        f"<div style='margin-right: 24px'>{sources_html(st)}</div>{settings_html(st)}</div>"
+        f"{warnings_html(st)}</div>"
+    )
 
 
 def _descendants(box: widgets.Box) -> Iterator[widgets.Widget]:
