@@ -21,10 +21,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import wrapt
-
 from repro import _distributed
 from repro import frameworks as _frameworks
+from repro._import_hooks import when_imported
 from repro._profiles import Profile, Settings, get_profile, resolve
 from repro._seed import check_seed, fresh_seed
 from repro.frameworks import Framework
@@ -180,7 +179,7 @@ def _watch() -> None:
     for fw in _frameworks.frameworks():
         if fw.module not in _watched and not fw.imported:
             _watched.add(fw.module)
-            wrapt.register_post_import_hook(_on_import, fw.module)
+            when_imported(fw.module, _on_import)
 
 
 # --- applying ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from repro._import_hooks import when_imported
 from repro.frameworks.base import Framework, ReproWarning, fingerprint
 
 #: Set when deterministic algorithms are switched on and the variable is unset:
@@ -50,9 +51,7 @@ def _use_deterministic_algorithms(torch: Any, mode: bool, warn_only: bool) -> No
     if config is not None:
         config.deterministic = mode
     elif not _inductor_hooked:
-        import wrapt
-
-        wrapt.register_post_import_hook(_sync_inductor, "torch._inductor.config")
+        when_imported("torch._inductor.config", _sync_inductor)
         _inductor_hooked = True
 
 
