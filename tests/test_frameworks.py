@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import textwrap
+import time
 from pathlib import Path
 
 from tests.helpers import run_python
@@ -106,3 +109,74 @@ def test_works_without_torch_installed() -> None:
     ok, same, profile, torch_importable = json.loads(out.strip().splitlines()[-1])
     assert ok == [True] * 5
     assert same and profile == "debug" and not torch_importable
+
+
+def _plugin_site(root: Path, *plugins: str) -> Path:
+    """A sys.path directory holding toy_repro and one dist-info per plugin name."""
+    site = root / "site"
+    site.mkdir(exist_ok=True)
+    (site / "toy_repro.py").write_text(PLUGIN + "\n\nclass Toy2(Toy):\n    name = 'toy2'\n")
+    (site / "toylib.py").write_text("import random\nrng = random.Random()\n")
+    for plugin in plugins:
+        dist = site / f"{plugin}_repro-1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {plugin}-repro\nVersion: 1.0\n"
+        )
+        cls = "Toy" if plugin == "toy" else "Toy2"
+        (dist / "entry_points.txt").write_text(f"[repro.frameworks]\n{plugin} = toy_repro:{cls}\n")
+    return site
+
+
+def _settle(site: Path) -> None:
+    """Date the directory a minute back, as a package installed earlier left it."""
+    past = time.time() - 60
+    os.utime(site, (past, past))
+
+
+def _registered(site: Path, cache: Path) -> tuple[list[str], int]:
+    """The plugins a fresh process registers, and how often it scanned the distributions."""
+    out = run_python(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(site)!r})
+        from repro.frameworks import _plugins
+        scans, scan = [], _plugins._scan
+        _plugins._scan = lambda group: scans.append(group) or scan(group)
+        import repro.frameworks
+        names = [fw.name for fw in repro.frameworks.frameworks()]
+        print(json.dumps([sorted(n for n in names if n.startswith("toy")), len(scans)]))
+        """,
+        env={"XDG_CACHE_HOME": str(cache)},
+    )
+    names, scans = json.loads(out)
+    return names, scans
+
+
+def test_plugins_are_read_once_until_a_package_is_installed_or_removed(tmp_path: Path) -> None:
+    site, cache = _plugin_site(tmp_path, "toy"), tmp_path / "cache"
+    _settle(site)
+    assert _registered(site, cache) == (["toy"], 1)
+    assert _registered(site, cache) == (["toy"], 0)  # kept: no distribution read
+    _plugin_site(tmp_path, "toy2")  # installed: its directory's time changes
+    assert _registered(site, cache) == (["toy", "toy2"], 1)
+    shutil.rmtree(site / "toy_repro-1.0.dist-info")  # removed
+    _settle(site)
+    assert _registered(site, cache) == (["toy2"], 1)
+    assert _registered(site, cache) == (["toy2"], 0)
+
+
+def test_plugins_are_not_kept_from_a_directory_changed_just_now(tmp_path: Path) -> None:
+    # Within one tick of the file system's clock, a second change leaves the time as it was.
+    site, cache = _plugin_site(tmp_path, "toy"), tmp_path / "cache"
+    assert _registered(site, cache) == (["toy"], 1)
+    assert _registered(site, cache) == (["toy"], 1)
+
+
+def test_plugins_are_found_when_the_cache_cannot_be_written(tmp_path: Path) -> None:
+    site = _plugin_site(tmp_path, "toy")
+    _settle(site)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    assert _registered(site, blocked) == (["toy"], 1)
+    assert _registered(site, blocked) == (["toy"], 1)

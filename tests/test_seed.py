@@ -139,7 +139,6 @@ def test_inductor_gets_the_deterministic_mode_when_it_is_imported(
     import types
 
     from repro import _import_hooks
-
     from repro.frameworks import torch as adapter
 
     # Another test in this process may have imported the real module: hide it for this one.
