@@ -278,8 +278,8 @@ def fresh_ipython(rounds: int) -> list[Row]:
         f"+{added / 2**20:.1f} MiB ±{added_spread / 2**20:.1f}",
         f"{base / 2**20:.1f} MiB (IPython shell)",
         f"+{added / base:.0%}",
-        "–",
-        None,
+        "≤ +3 MiB",
+        added <= 3 * 2**20,
         {"rss_added_bytes": added, "rss_before_bytes": base},
     )
     return [time_row, cells_row, import_row, memory_row]

@@ -180,3 +180,65 @@ def test_plugins_are_found_when_the_cache_cannot_be_written(tmp_path: Path) -> N
     blocked.write_text("")
     assert _registered(site, blocked) == (["toy"], 1)
     assert _registered(site, blocked) == (["toy"], 1)
+
+
+def test_numpy_state_read_as_memory_is_numpys_own() -> None:
+    # The adapter copies the legacy generator's memory instead of get_state()/set_state();
+    # what it saves, restores and fingerprints must be exactly what NumPy's calls give.
+    import random
+
+    import numpy as np
+
+    from repro.frameworks.numpy import NumPyRandom
+
+    fast, slow = NumPyRandom(), NumPyRandom()
+    assert fast._fast() is not None
+    slow._memory, slow._memory_for = None, np  # NumPy's own calls
+    before = np.random.get_state()
+    steps = random.Random(0)
+    try:
+        for _ in range(300):
+            step = steps.randrange(5)
+            if step == 0:
+                np.random.seed(steps.randrange(2**32))
+            elif step == 1:
+                np.random.randn(steps.randrange(1, 4))  # odd counts leave a cached gaussian
+            elif step == 2:
+                np.random.rand(steps.randrange(1, 700))
+            elif step == 3:  # a state set by hand: the cached gaussian alone differs
+                name, key, pos, _, _ = np.random.get_state()
+                np.random.set_state((name, key, pos, steps.randrange(2), steps.random()))
+            saved, legacy = fast.get_state(), np.random.get_state()
+            assert saved.legacy()[0] == legacy[0]
+            assert (saved.legacy()[1] == legacy[1]).all()
+            assert saved.legacy()[2:] == legacy[2:]
+            assert fast.fingerprints() == slow.fingerprints()
+            draws = np.random.randn(3)
+            fast.set_state(saved)
+            assert (np.random.randn(3) == draws).all()
+            slow.set_state(saved)  # a saved copy restores through NumPy's calls too
+            assert (np.random.randn(3) == draws).all()
+    finally:
+        np.random.set_state(before)
+
+
+def test_numpy_state_falls_back_when_the_bit_generator_is_swapped() -> None:
+    import numpy as np
+    import pytest
+
+    from repro.frameworks.numpy import NumPyRandom
+
+    if not hasattr(np.random, "set_bit_generator"):
+        pytest.skip("np.random.set_bit_generator is NumPy >= 1.25")
+    fw = NumPyRandom()
+    original = np.random.get_bit_generator()
+    saved = fw.get_state()
+    try:
+        np.random.set_bit_generator(np.random.MT19937(3))
+        assert fw._fast() is None
+        fw.set_state(saved)  # through np.random.set_state
+        np.random.set_bit_generator(original)
+        assert fw._fast() is not None
+        assert fw.get_state() == saved
+    finally:
+        np.random.set_bit_generator(original)
