@@ -271,6 +271,8 @@ def _apply_to(
 
 def _restore_env(env: Mapping[str, str | None]) -> None:
     for name, value in env.items():
+        if os.environ.get(name) == value:  # a write calls putenv: only what differs
+            continue
         if value is None:
             os.environ.pop(name, None)
         else:

@@ -106,6 +106,12 @@ class TorchRandom(Framework):
     module = "torch"
     label = "torch"
 
+    @property  # type: ignore[override]
+    def fingerprints_by_seed(self) -> bool:
+        """Until CUDA starts there is one stream, the CPU generator's, which a seed decides
+        (a ``%%repro`` cell then reads no torch state after seeding)."""
+        return not _torch().cuda.is_initialized()
+
     def seed(self, seed: int) -> None:
         """``torch.manual_seed(seed)``: the CPU generator and every CUDA device's.
 
