@@ -12,24 +12,25 @@ memory) run each round in new subprocesses.
 Exit code 1 if a target is missed; with ``--quick`` (few rounds, for a CI smoke
 run) the table is printed and the exit code is 0 whatever it says.
 
-Fresh processes write bytecode, as users' interpreters do (``PYTHONDONTWRITEBYTECODE`` is
-dropped for them), and one unmeasured process of each kind runs first, so that no
-figure measures compiling. ``--python PATH`` measures everything under another
-interpreter (another venv), with this checkout's repro first on its path; the header
-names the interpreter, IPython's version and how many distributions it has installed.
+Fresh processes write bytecode, as users' interpreters do (``PYTHONDONTWRITEBYTECODE``
+is dropped for them), and one unmeasured process of each kind runs first (not with
+``--quick``), so that no figure measures compiling. ``--python PATH`` measures everything
+under another interpreter (another venv), with this checkout's repro first on its path;
+the header names the interpreter, IPython's version and how many distributions it has.
 
 The environments of the README's tables: the test one (the project with its ``test``
 extra, about 160 distributions) and a large one (over 300), a data-science stack::
 
     python -m venv /tmp/vlarge
-    python -m uv pip install --python /tmp/vlarge/bin/python torch -e ".[test,lab]" \
-        pandas scipy scikit-learn statsmodels seaborn plotly bokeh altair dask distributed \
-        polars pyarrow sympy networkx numba scikit-image opencv-python-headless xgboost \
-        lightgbm tensorboard transformers datasets tokenizers sentencepiece accelerate \
-        torchmetrics lightning optuna mlflow-skinny wandb jupytext nbconvert ipyparallel \
-        jupyter papermill black isort mypy pylint flake8 sphinx sqlalchemy requests httpx \
-        fastapi uvicorn pydantic rich typer click tqdm joblib h5py tables xarray netcdf4 \
-        zarr numexpr bottleneck openpyxl xlrd pillow imageio scrapy beautifulsoup4 lxml \
+    # torch: its CPU wheel (torch-2.13.0+cpu-...whl, or --index-url .../whl/cpu)
+    python -m uv pip install --python /tmp/vlarge/bin/python torch -e ".[test,lab]" \\
+        pandas scipy scikit-learn statsmodels seaborn plotly bokeh altair dask distributed \\
+        polars pyarrow sympy networkx numba scikit-image opencv-python-headless xgboost \\
+        lightgbm tensorboard transformers datasets tokenizers sentencepiece accelerate \\
+        torchmetrics lightning optuna mlflow-skinny wandb jupytext nbconvert ipyparallel \\
+        jupyter papermill black isort mypy pylint flake8 sphinx sqlalchemy requests httpx \\
+        fastapi uvicorn pydantic rich typer click tqdm joblib h5py tables xarray netcdf4 \\
+        zarr numexpr bottleneck openpyxl xlrd pillow imageio scrapy beautifulsoup4 lxml \\
         spacy nltk gensim            # 356 distributions with CPU torch 2.13.0
     python benchmarks/run.py --python /tmp/vlarge/bin/python
 """
@@ -218,10 +219,15 @@ def _child(code: str, kind: str) -> tuple[float, dict[str, Any]]:
     return wall if timer == "wall" else cpu, json.loads(done.stdout.strip().splitlines()[-1])
 
 
+#: Whether fresh-process figures start with an unmeasured process of each kind (not in a
+#: ``--quick`` smoke run, whose numbers are not read).
+_warm = True
+
+
 def warm_up(code: str, kinds: tuple[str, ...]) -> None:
     """One unmeasured process of each kind: it writes the bytecode of what it imports, as
     a user's first run does, so that the measured ones compile nothing."""
-    for kind in kinds:
+    for kind in kinds if _warm else ():
         _child(code, kind)
 
 
@@ -656,8 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.python:
         return _under(args.python, argv if argv is not None else sys.argv[1:])
-    global _clock
-    _clock = CLOCKS[args.timer]
+    global _clock, _warm
+    _clock, _warm = CLOCKS[args.timer], not args.quick
     rounds = args.rounds or (3 if args.quick else 15)
     number = 50 if args.quick else 400  # calls per round for the fast in-process figures
     cells = 20 if args.quick else 100
