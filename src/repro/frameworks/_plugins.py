@@ -55,7 +55,10 @@ def _key() -> tuple[list[Any], bool] | None:
         return None
     now, key, recent = time.time_ns(), [sys.version], False
     for entry in sys.path:
-        path = os.path.abspath(os.fspath(entry) or ".")
+        try:
+            path = os.path.abspath(os.fsdecode(entry) or ".")
+        except TypeError:  # not a path (the import system skips it; no key for it here)
+            return None
         try:
             mtime: int | None = os.stat(path).st_mtime_ns
         except (OSError, ValueError):
