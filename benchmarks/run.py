@@ -1,6 +1,7 @@
 """repro's own cost, each figure against a baseline measured in the same run: one table.
 
     python benchmarks/run.py [--quick] [--rounds N] [--json FILE] [--timer {wall,cpu}]
+                             [--python PATH]
 
 Every figure alternates repro and its baseline in rounds (the order flips each
 round), so that a busy machine favours neither, and reports the medians of the
@@ -10,6 +11,28 @@ memory) run each round in new subprocesses.
 
 Exit code 1 if a target is missed; with ``--quick`` (few rounds, for a CI smoke
 run) the table is printed and the exit code is 0 whatever it says.
+
+Fresh processes write bytecode, as users' interpreters do (``PYTHONDONTWRITEBYTECODE``
+is dropped for them), and one unmeasured process of each kind runs first (not with
+``--quick``), so that no figure measures compiling. ``--python PATH`` measures everything
+under another interpreter (another venv), with this checkout's repro first on its path;
+the header names the interpreter, IPython's version and how many distributions it has.
+
+The environments of the README's tables: the test one (the project with its ``test``
+extra, about 160 distributions) and a large one (over 300), a data-science stack::
+
+    python -m venv /tmp/vlarge
+    # torch: its CPU wheel (torch-2.13.0+cpu-...whl, or --index-url .../whl/cpu)
+    python -m uv pip install --python /tmp/vlarge/bin/python torch -e ".[test,lab]" \\
+        pandas scipy scikit-learn statsmodels seaborn plotly bokeh altair dask distributed \\
+        polars pyarrow sympy networkx numba scikit-image opencv-python-headless xgboost \\
+        lightgbm tensorboard transformers datasets tokenizers sentencepiece accelerate \\
+        torchmetrics lightning optuna mlflow-skinny wandb jupytext nbconvert ipyparallel \\
+        jupyter papermill black isort mypy pylint flake8 sphinx sqlalchemy requests httpx \\
+        fastapi uvicorn pydantic rich typer click tqdm joblib h5py tables xarray netcdf4 \\
+        zarr numexpr bottleneck openpyxl xlrd pillow imageio scrapy beautifulsoup4 lxml \\
+        spacy nltk gensim            # 356 distributions with CPU torch 2.13.0
+    python benchmarks/run.py --python /tmp/vlarge/bin/python
 """
 
 from __future__ import annotations
@@ -179,12 +202,14 @@ def _child(code: str, kind: str) -> tuple[float, dict[str, Any]]:
     Its seconds are wall time, or with ``--timer cpu`` the CPU time (user + system) it used.
     """
     timer = "wall" if _clock is CLOCKS["wall"] else "cpu"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-c", code, kind, timer],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=env,
         check=False,
     )
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -194,22 +219,21 @@ def _child(code: str, kind: str) -> tuple[float, dict[str, Any]]:
     return wall if timer == "wall" else cpu, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compile_repro() -> None:
-    """Write repro's bytecode, as ``pip install`` does, so fresh processes measure no compiling.
+#: Whether fresh-process figures start with an unmeasured process of each kind (not in a
+#: ``--quick`` smoke run, whose numbers are not read).
+_warm = True
 
-    (Where ``PYTHONDONTWRITEBYTECODE`` is set, as on the machine these figures come from,
-    every fresh process would otherwise compile repro's source: about 13 ms.)
-    """
-    import compileall
 
-    import repro
-
-    compileall.compile_dir(Path(repro.__file__).parent, quiet=1)
+def warm_up(code: str, kinds: tuple[str, ...]) -> None:
+    """One unmeasured process of each kind: it writes the bytecode of what it imports, as
+    a user's first run does, so that the measured ones compile nothing."""
+    for kind in kinds if _warm else ():
+        _child(code, kind)
 
 
 def fresh_ipython(rounds: int) -> list[Row]:
     """Figures 1 (time added, no torch or NumPy imported) and 9 (resident memory added)."""
-    compile_repro()
+    warm_up(_IPYTHON_CHILD, ("repro", "plain"))
     times: dict[str, list[float]] = {"repro": [], "plain": []}
     reports: dict[str, list[dict[str, Any]]] = {"repro": [], "plain": []}
 
@@ -260,8 +284,8 @@ def fresh_ipython(rounds: int) -> list[Row]:
         f"+{added / 2**20:.1f} MiB ±{added_spread / 2**20:.1f}",
         f"{base / 2**20:.1f} MiB (IPython shell)",
         f"+{added / base:.0%}",
-        "–",
-        None,
+        "≤ +3 MiB",
+        added <= 3 * 2**20,
         {"rss_added_bytes": added, "rss_before_bytes": base},
     )
     return [time_row, cells_row, import_row, memory_row]
@@ -291,6 +315,7 @@ print(json.dumps({"first_s": first, "again_s": clock() - start}))
 
 def environment_first_call(rounds: int) -> list[Row]:
     """Figure 6: first (and repeated) call, each pair of processes interleaved."""
+    warm_up(_ENVIRONMENT_CHILD, ("repro", "collect_env"))
     reports: dict[str, list[dict[str, Any]]] = {"repro": [], "collect_env": []}
 
     def case(kind: str) -> Callable[[], float]:
@@ -574,8 +599,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    """One line: CPU, cores, Python and library versions."""
+def distributions() -> int:
+    """How many distributions this interpreter has installed (by name, as pip lists them)."""
+    from importlib.metadata import distributions as installed
+
+    return len({(d.metadata["Name"] or "").lower().replace("_", "-") for d in installed()})
+
+
+def machine(load_at_start: tuple[float, ...]) -> str:
+    """Two lines: the CPU, cores and load (at the start, now); the interpreter, its
+    distributions and library versions."""
     import IPython
     import numpy
     import torch
@@ -586,9 +619,12 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    start, end = load_at_start[0], os.getloadavg()[0]
     return (
-        f"{cpu}, {os.cpu_count()} cores · Python {platform.python_version()} · "
-        f"torch {torch.__version__} · NumPy {numpy.__version__} · IPython {IPython.__version__}"
+        f"{cpu}, {os.cpu_count()} cores · load average {start:.1f} at the start, "
+        f"{end:.1f} at the end\n"
+        f"Python {platform.python_version()} ({sys.prefix}, {distributions()} distributions) · "
+        f"IPython {IPython.__version__} · torch {torch.__version__} · NumPy {numpy.__version__}"
     )
 
 
@@ -618,13 +654,21 @@ def main(argv: list[str] | None = None) -> int:
         "the process's and its children's for the fresh-process ones), for a machine shared "
         "with other work",
     )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="measure under this interpreter (another venv) instead, this checkout's repro first",
+    )
     args = parser.parse_args(argv)
-    global _clock
-    _clock = CLOCKS[args.timer]
+    if args.python:
+        return _under(args.python, argv if argv is not None else sys.argv[1:])
+    global _clock, _warm
+    _clock, _warm = CLOCKS[args.timer], not args.quick
     rounds = args.rounds or (3 if args.quick else 15)
     number = 50 if args.quick else 400  # calls per round for the fast in-process figures
     cells = 20 if args.quick else 100
 
+    load_at_start = os.getloadavg()
     sys.path.insert(0, str(HERE))  # the parts: bench_profiles, bench_fingerprint
     # Processes first: this process imports torch and NumPy below, the children must not.
     groups = [fresh_ipython(max(rounds, 4)), environment_first_call(max(1, math.ceil(rounds / 2)))]
@@ -638,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     groups.append(fingerprint_bandwidth(args.quick))
     groups.append(profiles_per_step(args.quick))
     rows = in_order(groups)
-    print(machine())
+    print(machine(load_at_start))
     command = "python benchmarks/run.py" + " ".join([""] + (argv or sys.argv[1:]))
     print(
         f"{command} · {rounds} rounds, medians ± half the interquartile range · "
@@ -651,6 +695,23 @@ def main(argv: list[str] | None = None) -> int:
     if missed:
         print(f"missed: {'; '.join(missed)}", file=sys.stderr)
     return exit_code(rows, args.quick)
+
+
+def _under(python: str, argv: list[str]) -> int:
+    """Run this script under ``python`` with the same options (but ``--python``); its code."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--python":
+            skip = True
+        elif not arg.startswith("--python="):
+            rest.append(arg)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    return subprocess.run([python, str(Path(__file__).resolve()), *rest], env=env).returncode
 
 
 def exit_code(rows: list[Row], quick: bool) -> int:

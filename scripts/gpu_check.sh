@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a machine with a CUDA GPU and PyTorch: the GPU tests, then the profile benchmark on the
-# GPU and on the CPU. Needs only torch, numpy, wrapt, xxhash and pytest (no Jupyter):
+# GPU and on the CPU. Needs only torch, numpy, xxhash and pytest (no Jupyter):
 #     bash scripts/gpu_check.sh [OUTDIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import textwrap
+import time
 from pathlib import Path
 
 from tests.helpers import run_python
@@ -119,3 +122,136 @@ def test_a_plugin_finds_repro_warning_where_it_always_did() -> None:
         warnings.simplefilter("always")
         repro.rng()  # no session seed: repro warns with its own category
     assert [w.category for w in caught] == [ReproWarning]
+
+
+def _plugin_site(root: Path, *plugins: str) -> Path:
+    """A sys.path directory holding toy_repro and one dist-info per plugin name."""
+    site = root / "site"
+    site.mkdir(exist_ok=True)
+    (site / "toy_repro.py").write_text(PLUGIN + "\n\nclass Toy2(Toy):\n    name = 'toy2'\n")
+    (site / "toylib.py").write_text("import random\nrng = random.Random()\n")
+    for plugin in plugins:
+        dist = site / f"{plugin}_repro-1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {plugin}-repro\nVersion: 1.0\n"
+        )
+        cls = "Toy" if plugin == "toy" else "Toy2"
+        (dist / "entry_points.txt").write_text(f"[repro.frameworks]\n{plugin} = toy_repro:{cls}\n")
+    return site
+
+
+def _settle(site: Path) -> None:
+    """Date the directory a minute back, as a package installed earlier left it."""
+    past = time.time() - 60
+    os.utime(site, (past, past))
+
+
+def _registered(site: Path, cache: Path) -> tuple[list[str], int]:
+    """The plugins a fresh process registers, and how often it scanned the distributions."""
+    out = run_python(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(site)!r})
+        from repro.frameworks import _plugins
+        scans, scan = [], _plugins._scan
+        _plugins._scan = lambda group: scans.append(group) or scan(group)
+        import repro.frameworks
+        names = [fw.name for fw in repro.frameworks.frameworks()]
+        print(json.dumps([sorted(n for n in names if n.startswith("toy")), len(scans)]))
+        """,
+        env={"XDG_CACHE_HOME": str(cache)},
+    )
+    names, scans = json.loads(out)
+    return names, scans
+
+
+def test_plugins_are_read_once_until_a_package_is_installed_or_removed(tmp_path: Path) -> None:
+    site, cache = _plugin_site(tmp_path, "toy"), tmp_path / "cache"
+    _settle(site)
+    assert _registered(site, cache) == (["toy"], 1)
+    assert _registered(site, cache) == (["toy"], 0)  # kept: no distribution read
+    _plugin_site(tmp_path, "toy2")  # installed: its directory's time changes
+    assert _registered(site, cache) == (["toy", "toy2"], 1)
+    shutil.rmtree(site / "toy_repro-1.0.dist-info")  # removed
+    _settle(site)
+    assert _registered(site, cache) == (["toy2"], 1)
+    assert _registered(site, cache) == (["toy2"], 0)
+
+
+def test_plugins_are_not_kept_from_a_directory_changed_just_now(tmp_path: Path) -> None:
+    # Within one tick of the file system's clock, a second change leaves the time as it was.
+    site, cache = _plugin_site(tmp_path, "toy"), tmp_path / "cache"
+    assert _registered(site, cache) == (["toy"], 1)
+    assert _registered(site, cache) == (["toy"], 1)
+
+
+def test_plugins_are_found_when_the_cache_cannot_be_written(tmp_path: Path) -> None:
+    site = _plugin_site(tmp_path, "toy")
+    _settle(site)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    assert _registered(site, blocked) == (["toy"], 1)
+    assert _registered(site, blocked) == (["toy"], 1)
+
+
+def test_numpy_state_read_as_memory_is_numpys_own() -> None:
+    # The adapter copies the legacy generator's memory instead of get_state()/set_state();
+    # what it saves, restores and fingerprints must be exactly what NumPy's calls give.
+    import random
+
+    import numpy as np
+
+    from repro.frameworks.numpy import NumPyRandom
+
+    fast, slow = NumPyRandom(), NumPyRandom()
+    assert fast._fast() is not None
+    slow._memory, slow._memory_for = None, np  # NumPy's own calls
+    before = np.random.get_state()
+    steps = random.Random(0)
+    try:
+        for _ in range(300):
+            step = steps.randrange(5)
+            if step == 0:
+                np.random.seed(steps.randrange(2**32))
+            elif step == 1:
+                np.random.randn(steps.randrange(1, 4))  # odd counts leave a cached gaussian
+            elif step == 2:
+                np.random.rand(steps.randrange(1, 700))
+            elif step == 3:  # a state set by hand: the cached gaussian alone differs
+                name, key, pos, _, _ = np.random.get_state()
+                np.random.set_state((name, key, pos, steps.randrange(2), steps.random()))
+            saved, legacy = fast.get_state(), np.random.get_state()
+            assert saved.legacy()[0] == legacy[0]
+            assert (saved.legacy()[1] == legacy[1]).all()
+            assert saved.legacy()[2:] == legacy[2:]
+            assert fast.fingerprints() == slow.fingerprints()
+            draws = np.random.randn(3)
+            fast.set_state(saved)
+            assert (np.random.randn(3) == draws).all()
+            slow.set_state(saved)  # a saved copy restores through NumPy's calls too
+            assert (np.random.randn(3) == draws).all()
+    finally:
+        np.random.set_state(before)
+
+
+def test_numpy_state_falls_back_when_the_bit_generator_is_swapped() -> None:
+    import numpy as np
+    import pytest
+
+    from repro.frameworks.numpy import NumPyRandom
+
+    if not hasattr(np.random, "set_bit_generator"):
+        pytest.skip("np.random.set_bit_generator is NumPy >= 1.25")
+    fw = NumPyRandom()
+    original = np.random.get_bit_generator()
+    saved = fw.get_state()
+    try:
+        np.random.set_bit_generator(np.random.MT19937(3))
+        assert fw._fast() is None
+        fw.set_state(saved)  # through np.random.set_state
+        np.random.set_bit_generator(original)
+        assert fw._fast() is not None
+        assert fw.get_state() == saved
+    finally:
+        np.random.set_bit_generator(original)

@@ -133,13 +133,12 @@ def test_inductor_gets_the_deterministic_mode_when_it_is_imported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # What torch.use_deterministic_algorithms sets in torch._inductor.config, repro sets at
-    # that module's import, through a wrapt post-import hook. Importing the real module costs
-    # a minute on a CI machine, so the import is announced to wrapt's hooks (its public
-    # notify_module_loaded) for a stand-in module of that name.
+    # that module's import, through a post-import hook. Importing the real module costs
+    # a minute on a CI machine, so the import is announced to the hooks (notify, what an
+    # import calls) for a stand-in module of that name.
     import types
 
-    import wrapt
-
+    from repro import _import_hooks
     from repro.frameworks import torch as adapter
 
     # Another test in this process may have imported the real module: hide it for this one.
@@ -148,7 +147,7 @@ def test_inductor_gets_the_deterministic_mode_when_it_is_imported(
     repro.use_profile("debug")
     config = types.ModuleType("torch._inductor.config")
     config.deterministic = False
-    wrapt.notify_module_loaded(config)
+    _import_hooks.notify(config)
     assert config.deterministic is True
 
 

@@ -180,9 +180,14 @@ def _git(start: Path) -> dict[str, Any] | None:
     Asks git itself, twice, each call bounded by :data:`GIT_TIMEOUT_S` and taking no
     lock: ``git status --porcelain=v2 --branch`` (commit, branch and whether tracked
     files changed; untracked files do not count, as in ``git describe --dirty``) and
-    ``git config --get-regexp`` for the remotes.
+    ``git config --get-regexp`` for the remotes. The two run side by side: each is mostly
+    a process start, and one after the other they were a third of a first ``environment()``.
     """
-    status = _run_git(start, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    asked = (
+        _start_git(start, "status", "--porcelain=v2", "--branch", "--untracked-files=no"),
+        _start_git(start, "config", "--get-regexp", r"^remote\..*\.url$"),
+    )
+    status, remotes = (_finish_git(process) for process in asked)
     if status is None:
         if not any((folder / ".git").exists() for folder in (start, *start.resolve().parents)):
             return None
@@ -205,32 +210,43 @@ def _git(start: Path) -> dict[str, Any] | None:
             info["branch"] = None if head == "(detached)" else head
         elif not line.startswith("#"):
             info["dirty"] = True
-    remotes = _run_git(start, "config", "--get-regexp", r"^remote\..*\.url$") or ""
+    remotes = remotes or ""
     urls = dict(line.split(" ", 1) for line in remotes.splitlines() if " " in line)
     url = urls.get("remote.origin.url") or next(iter(urls.values()), None)
     info["remote"] = None if url is None else clean_remote(url)
     return info
 
 
-def _run_git(folder: Path, *args: str) -> str | bool | None:
-    """git's output; ``False`` if git said no (not a repository, no match); ``None`` if it
-    could not run (not installed, failed to start, too slow)."""
+def _start_git(folder: Path, *args: str) -> subprocess.Popen[str] | None:
+    """git started in ``folder``; ``None`` if it could not start (not installed)."""
     try:
-        done = subprocess.run(
+        return subprocess.Popen(
             ["git", *args],
             cwd=folder,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            timeout=GIT_TIMEOUT_S,
             # Optional locks off: describing must not take index.lock from a concurrent git.
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
-            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout if done.returncode == 0 else False
+
+
+def _finish_git(process: subprocess.Popen[str] | None) -> str | bool | None:
+    """git's output; ``False`` if git said no (not a repository, no match); ``None`` if it
+    could not run (not installed, failed to start, slower than :data:`GIT_TIMEOUT_S`)."""
+    if process is None:
+        return None
+    try:
+        out, _ = process.communicate(timeout=GIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return None
+    return out if process.returncode == 0 else False
 
 
 def clean_remote(url: str) -> str:

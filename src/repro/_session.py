@@ -21,10 +21,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import wrapt
-
 from repro import _environ, _ranks
 from repro import frameworks as _frameworks
+from repro._import_hooks import when_imported
 from repro._profiles import Profile, Settings, get_profile, resolve
 from repro._seed import check_seed, fresh_seed
 from repro.frameworks import Framework
@@ -192,7 +191,7 @@ def _watch() -> None:
     for fw in _frameworks.frameworks():
         if fw.module not in _watched and not fw.imported:
             _watched.add(fw.module)
-            wrapt.register_post_import_hook(_on_import, fw.module)
+            when_imported(fw.module, _on_import)
 
 
 # --- applying ---------------------------------------------------------------------
@@ -285,6 +284,8 @@ def _apply_to(
 
 def _restore_env(env: Mapping[str, str | None]) -> None:
     for name, value in env.items():
+        if os.environ.get(name) == value:  # a write calls putenv: only what differs
+            continue
         if value is None:
             os.environ.pop(name, None)
         else:

@@ -9,11 +9,11 @@ callable returning one.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 import xxhash
 
+from repro.frameworks import _plugins
 from repro.frameworks.base import Framework, fingerprint
 from repro.frameworks.numpy import NumPyRandom
 from repro.frameworks.python import PythonRandom
@@ -55,21 +55,21 @@ def unregister(name: str) -> None:
 
 
 def _load_plugins() -> None:
-    # Entry points are read once per process: scanning installed distributions costs milliseconds.
+    # Once per process, from a file kept until the installed packages change (see _plugins).
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for name, value in _plugins.entry_points(ENTRY_POINT_GROUP):
         try:
-            obj: Any = ep.load()
+            obj: Any = _plugins.load(value)
             framework = obj() if not isinstance(obj, Framework) and callable(obj) else obj
             register(framework)
         except Exception as exc:  # a broken plugin must not break seeding of the others
             import warnings
 
             warnings.warn(
-                f"repro: could not load framework plugin {ep.name!r} ({ep.value}): {exc}",
+                f"repro: could not load framework plugin {name!r} ({value}): {exc}",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from repro._import_hooks import when_imported
 from repro._warning import ReproWarning
 from repro.frameworks.base import Framework, fingerprint
 
@@ -51,10 +52,21 @@ def _use_deterministic_algorithms(torch: Any, mode: bool, warn_only: bool) -> No
     if config is not None:
         config.deterministic = mode
     elif not _inductor_hooked:
-        import wrapt
-
-        wrapt.register_post_import_hook(_sync_inductor, "torch._inductor.config")
+        when_imported("torch._inductor.config", _sync_inductor)
         _inductor_hooked = True
+
+
+_cudnn_built: bool | None = None
+
+
+def _cudnn_available(torch: Any) -> bool:
+    """``torch.backends.cudnn.is_available()``: a fact of the build, read once (through
+    cudnn's module wrapper each read cost 1.6 µs, a quarter of :meth:`read_settings`,
+    which a ``%%repro`` cell calls twice and the panel after every cell)."""
+    global _cudnn_built
+    if _cudnn_built is None:
+        _cudnn_built = bool(torch.backends.cudnn.is_available())
+    return _cudnn_built
 
 
 def _cudnn_version(torch: Any) -> int | None:
@@ -65,11 +77,10 @@ def _cudnn_version(torch: Any) -> int | None:
     against is read instead: torch checks at CUDA start that the runtime's major
     version equals it and its minor is not older.
     """
-    cudnn = torch.backends.cudnn
-    if not cudnn.is_available():
+    if not _cudnn_available(torch):
         return None
     if torch.cuda.is_initialized():
-        return cudnn.version()
+        return torch.backends.cudnn.version()
     try:
         major, minor, patch = torch._C._cudnn.getCompileVersion()
     except (AttributeError, RuntimeError, TypeError, ValueError):
@@ -107,6 +118,12 @@ class TorchRandom(Framework):
     name = "torch"
     module = "torch"
     label = "torch"
+
+    @property  # type: ignore[override]
+    def fingerprints_by_seed(self) -> bool:
+        """Until CUDA starts there is one stream, the CPU generator's, which a seed decides
+        (a ``%%repro`` cell then reads no torch state after seeding)."""
+        return not _torch().cuda.is_initialized()
 
     def seed(self, seed: int) -> None:
         """``torch.manual_seed(seed)``: the CPU generator and every CUDA device's.
@@ -171,7 +188,7 @@ class TorchRandom(Framework):
         else:
             algorithms = "raise"
         return {
-            "cudnn_available": bool(b.cudnn.is_available()),
+            "cudnn_available": _cudnn_available(torch),
             "cudnn_version": _cudnn_version(torch),
             "cudnn_enabled": bool(b.cudnn.enabled),
             "cudnn_deterministic": bool(b.cudnn.deterministic),
