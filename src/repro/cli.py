@@ -127,7 +127,12 @@ def _verify_parser(commands: argparse._SubParsersAction) -> None:
         "Exit status: 0 reproducible, 1 not, 2 undecided (a cell raised, bad arguments, "
         "no kernel).",
     )
-    verify.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file")
+    verify.add_argument(
+        "notebooks",
+        nargs="+",
+        metavar="NOTEBOOK",
+        help="the .ipynb file(s); several: a line each and a summary, the worst exit status",
+    )
     verify.add_argument("--runs", type=_runs, default=2, metavar="N", help="runs (default: 2)")
     verify.add_argument("--kernel", default="python3", metavar="NAME", help="kernel (python3)")
     verify.add_argument(
@@ -140,7 +145,13 @@ def _verify_parser(commands: argparse._SubParsersAction) -> None:
         metavar="N|random",
         help="PYTHONHASHSEED of every run's kernel (default 0); 'random': a new one per run",
     )
-    verify.add_argument("--save", metavar="FILE", help="write the fingerprints and environment")
+    verify.add_argument(
+        "--save",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="write the fingerprints and environment (to NB.repro.json without FILE)",
+    )
     verify.add_argument(
         "--against", metavar="FILE", help="run once and compare with a --save recording"
     )
@@ -159,9 +170,48 @@ def _run_hash_seed(text: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from repro._notebook_checks import recording_beside, recording_for
+
+    if len(args.notebooks) > 1:
+        return _verify_several(args)
+    args.notebook = args.notebooks[0]
+    if args.save == "":  # --save without FILE: the recording beside the notebook
+        args.save = str(recording_for(args.notebook))
+    elif args.save is None and args.against is None:  # compared with it where there is one
+        recording = recording_beside(args.notebook)
+        args.against = None if recording is None else str(recording)
     from repro._notebook_verify import run_verify_command
 
     return run_verify_command(args)
+
+
+def _verify_several(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repro._notebook_checks import Settings, verify_notebooks
+
+    for option in ("save", "against"):
+        if getattr(args, option):  # one file cannot serve several notebooks
+            print(
+                f"repro verify: error: --{option} FILE takes one notebook; with several, "
+                "--save without FILE writes each NB.repro.json",
+                file=sys.stderr,
+            )
+            return 2
+    missing = [name for name in args.notebooks if not Path(name).is_file()]
+    if missing:
+        print(f"repro verify: error: no notebook {missing[0]!r}", file=sys.stderr)
+        return 2
+    settings = Settings(args.runs, args.kernel, args.timeout, args.hash_seed)
+    return verify_notebooks(
+        args.notebooks,
+        settings,
+        out=sys.stdout,
+        quiet=args.quiet,
+        as_json=args.json,
+        save=args.save == "",
+        progress=not args.quiet and not args.json and sys.stderr.isatty(),
+    )
 
 
 def _info(args: argparse.Namespace) -> int:
