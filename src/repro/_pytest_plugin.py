@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["NotebookFile", "NotebookItem", "NotReproducible"]
+__all__ = ["NotReproducible", "NotebookFile", "NotebookItem"]
 
 
 def _runs(text: str) -> int:
