@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from repro._notebook_verify import (
+from repro._verify.notebook import (
     CellRecord,
     Run,
     compare_environments,
@@ -242,8 +242,8 @@ def record(position: int, variables: dict[str, Any], rng: str, changed: list[str
 
 
 def test_comparison_rules_without_a_kernel() -> None:
-    same = {"fingerprint": "f1", "kind": "int", "value": 1}
-    odd = {"fingerprint": "", "kind": "Opaque", "unreadable": "TypeError: no"}
+    same = {"digest": "f1", "kind": "int", "value": 1}
+    odd = {"digest": "", "kind": "Opaque", "unreadable": "TypeError: no"}
     # Cell 2: a stream that differs from the start (never seeded) is not this cell's result.
     # Cell 3: the stream was equal before, and this cell made it differ: named.
     first = Run(
