@@ -56,7 +56,7 @@ class Settings:
 def _engine() -> Callable[..., Any]:
     # The notebook-scale engine. This import and :func:`_verify_engine` are the only lines
     # that know where it lives and what it is called.
-    from repro._notebook_verify import verify_notebook
+    from repro._verify import verify_notebook
 
     return verify_notebook
 

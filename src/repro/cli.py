@@ -15,6 +15,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from repro._kernel import DEFAULT_KERNEL_NAME, check_kernel_name, install_kernel
@@ -170,24 +171,54 @@ def _run_hash_seed(text: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    """``repro verify``: the parsed arguments in, the report printed, the exit status out."""
+    from repro._verify import verify_notebook
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        print(f"repro verify: error: no notebook {str(notebook)!r}", file=sys.stderr)
+        return 2
+    if args.against and not Path(args.against).is_file():
+        print(f"repro verify: error: no recording {args.against!r}", file=sys.stderr)
+        return 2
+    try:
+        report = verify_notebook(
+            notebook,
+            runs=args.runs,
+            kernel=args.kernel,
+            timeout=args.timeout,
+            hash_seed=args.hash_seed,
+            save=Path(args.save) if args.save else None,
+            against=Path(args.against) if args.against else None,
+            progress=not args.quiet and not args.json and sys.stderr.isatty(),
+        )
+    except ValueError as exc:  # a recording that is not one
+        print(f"repro verify: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1, default=str))
+    elif args.quiet:
+        print(report.verdict)
+    else:
+        print(report)
+    return report.exit_code
+
+
+def _one_notebook(args: argparse.Namespace) -> argparse.Namespace:
+    """One notebook: ``--save`` without FILE, and the recording beside it (:mod:`_notebook_checks`)."""
     from repro._notebook_checks import recording_beside, recording_for
 
-    if len(args.notebooks) > 1:
-        return _verify_several(args)
-    args.notebook = args.notebooks[0]
-    if args.save == "":  # --save without FILE: the recording beside the notebook
+    (args.notebook,) = args.notebooks
+    if args.save == "":
         args.save = str(recording_for(args.notebook))
-    elif args.save is None and args.against is None:  # compared with it where there is one
+    elif args.save is None and args.against is None:
         recording = recording_beside(args.notebook)
         args.against = None if recording is None else str(recording)
-    from repro._notebook_verify import run_verify_command
-
-    return run_verify_command(args)
+    return args
 
 
 def _verify_several(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    """Several notebooks: a line each, the reports of those that fail, a summary."""
     from repro._notebook_checks import Settings, verify_notebooks
 
     for option in ("save", "against"):
@@ -258,8 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "info":
         return _info(args)
+    if args.command == "verify" and len(args.notebooks) > 1:
+        return _verify_several(args)
     if args.command == "verify":
-        return _verify(args)
+        return _verify(_one_notebook(args))
     if args.command == "kernel" and args.kernel_command == "install":
         return _kernel_install(args)
     if args.command == "kernel":
