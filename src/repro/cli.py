@@ -205,7 +205,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _one_notebook(args: argparse.Namespace) -> argparse.Namespace:
-    """One notebook: ``--save`` without FILE, and the recording beside it (:mod:`_notebook_checks`)."""
+    """One notebook: `--save` without FILE, and the recording beside it (see _notebook_checks)."""
     from repro._notebook_checks import recording_beside, recording_for
 
     (args.notebook,) = args.notebooks
