@@ -14,9 +14,12 @@ pre-commit hook).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import Callable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -66,8 +69,59 @@ def trace_available() -> bool:
     return "trace" in inspect.signature(_engine()).parameters
 
 
-def _verify_engine(notebook: Path, options: dict[str, Any]) -> Any:
-    return _engine()(notebook, **options)
+def _verify_engine(
+    notebook: Path, options: dict[str, Any], progress: Callable[[str], None] | None = None
+) -> Any:
+    if progress is None:
+        return _engine()(notebook, **options)
+    with _progress_to(progress):
+        return _engine()(notebook, **{**options, "progress": True})
+
+
+class _ThreadStderr:
+    """``sys.stderr`` that hands one thread's writes to ``callback``, a line at a time.
+
+    The engine draws its progress bar on ``sys.stderr`` (``\r``-separated frames); the
+    panel runs verify in a thread of a live kernel, where ``sys.stderr`` is a cell's
+    output. Every other thread writes through to the stream as before.
+    """
+
+    def __init__(self, stream: Any, callback: Callable[[str], None]) -> None:
+        self._stream = stream
+        self._thread = threading.get_ident()
+        self._callback = callback
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() != self._thread:
+            return self._stream.write(text)
+        for frame in text.replace("\n", "\r").split("\r"):
+            if frame.strip():
+                self._callback(frame.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        if threading.get_ident() != self._thread:
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _progress_to(callback: Callable[[str], None]) -> Iterator[None]:
+    # One progress capture at a time, so that each puts back the stream it found.
+    if not _stderr_lock.acquire(blocking=False):
+        raise RuntimeError("a verification is already running in this process")
+    original = sys.stderr
+    sys.stderr = _ThreadStderr(original, callback)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = original
+        _stderr_lock.release()
 
 
 def recording_beside(notebook: Path | str) -> Path | None:
@@ -80,10 +134,13 @@ def check_notebook(
     notebook: Path | str,
     settings: Settings = Settings(),
     *,
-    progress: bool = False,
+    progress: bool | Callable[[str], None] = False,
     save: bool = False,
 ) -> Any:
     """Verify ``notebook``: against ``NB.repro.json`` if it lies beside it, else fresh runs.
+
+    ``progress``: True draws verify's progress bar on stderr; a function gets each of its
+    frames instead (``run 1 ████░░ 4/6 ...``), from the calling thread.
 
     ``save``: fresh runs whatever lies beside it, the first run written to
     ``NB.repro.json``. Returns verify's notebook report (``.reproducible``,
@@ -111,9 +168,9 @@ def check_notebook(
     elif recording is not None:
         options["against"] = recording
         options.pop("runs", None)  # one run, compared with the recording
-    if progress:
+    if progress is True:
         options["progress"] = True
-    return _verify_engine(path, options)
+    return _verify_engine(path, options, progress if callable(progress) else None)
 
 
 # --- several notebooks --------------------------------------------------------------
