@@ -76,6 +76,7 @@ class VerifySection(widgets.VBox):
         self.progress = widgets.HTML()
         self.verdict = widgets.HTML()
         self.cell_button = widgets.Button(
+            icon="crosshairs",
             tooltip="select this cell in the notebook",
             layout=widgets.Layout(width="auto", display="none"),
         )
