@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from tests.browser.test_panel_browser import (
     NOTEBOOK7_OWN_ERRORS,
     PANEL,
@@ -54,10 +53,8 @@ def verify_and_use_the_kernel_meanwhile(page: Any) -> None:
         arg=f"{SECTION} .repro-verify-progress",
         polling=POLL_MS,
     )  # verify's own progress frames: run N ███░░ k/n cells
-    screenshot_section(
-        page,
-        f"panel-verify-progress-{page.evaluate('() => window.jupyterapp.name').split()[-1].lower()}.png",
-    )
+    frontend = page.evaluate("() => window.jupyterapp.name").split()[-1].lower()
+    screenshot_section(page, f"panel-verify-progress-{frontend}.png")
     wait_panel_contains(
         page, ".repro-verify-verdict", "NOT reproducible: cell 3 is the first that differs"
     )
