@@ -170,12 +170,22 @@ def test_a_recording_that_no_longer_matches_after_a_code_change(
     assert re.search(r"^  x: ndarray float64 \(4,\): 4 of 4 elements differ", proc.stdout, re.M)
 
 
-def test_without_repro_the_plugin_collects_nothing(project: Path) -> None:
-    proc = pytest_run(project, "notebooks", "-n", "0")
-    assert proc.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, proc.stdout
-    assert "collected 0 items" in proc.stdout
-    listed = pytest_run(project, "--help")
-    assert "--repro-runs=N" in listed.stdout  # but the plugin is loaded: its options are there
+def test_without_repro_the_plugin_collects_nothing(tmp_path: Path) -> None:
+    seeded(tmp_path / "a.ipynb")
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    # What the run loaded: verify's engine, nbclient, or the plugin's helpers would cost time.
+    (tmp_path / "conftest.py").write_text(
+        "import sys\n"
+        "def pytest_sessionfinish(session):\n"
+        "    heavy = ('nbclient', 'nbformat', 'repro._verify', 'repro._notebook_checks')\n"
+        "    print('LOADED', sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    proc = pytest_run(tmp_path, "-n", "0", "-s")
+    assert proc.returncode == 0, proc.stdout
+    assert "collected 1 item" in proc.stdout  # the .py test, not the notebook
+    assert "LOADED []" in proc.stdout
+    listed = pytest_run(tmp_path, "--help")
+    assert "--repro-runs=N" in listed.stdout  # yet the plugin is loaded: its options are there
 
 
 @pytest.mark.parametrize(
