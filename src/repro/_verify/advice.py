@@ -22,6 +22,7 @@ __all__ = [
     "VARYING",
     "Cause",
     "causes_in_code",
+    "global_draw",
 ]
 
 
@@ -95,6 +96,22 @@ _CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
         ),
     ),
 )
+
+
+#: Draws from a global stream (Python's, NumPy's legacy one, torch's default generator).
+_GLOBAL_DRAW = re.compile(
+    r"\b(?:np|numpy)\.random\.(?!default_rng|Generator|SeedSequence|RandomState|BitGenerator"
+    r"|PCG64|Philox|MT19937|SFC64)[a-z_]+\("
+    r"|\brandom\.(?:random|randint|choice|choices|shuffle|sample|uniform|gauss|randrange)\("
+    r"|\btorch\.(?:rand|randn|randint|randperm|normal|bernoulli|multinomial|poisson)"
+    r"(?:_like)?\("
+)
+
+
+def global_draw(code: str) -> Cause | None:
+    """The unseeded-global-streams cause if ``code`` draws from a global stream, else None."""
+    match = _GLOBAL_DRAW.search(code)
+    return GLOBAL_STREAMS.with_evidence(f"`{match.group(0)}`") if match else None
 
 
 def causes_in_code(code: str) -> list[Cause]:

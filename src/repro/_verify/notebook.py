@@ -558,7 +558,7 @@ def _rng_items(
                     "",
                     1,
                     f"state {(fa or 'absent')[:8]}",
-                    f"state {(fb or 'absent')[:8]}",
+                    (fb or "absent")[:8],
                 )
             )
     return items
@@ -680,10 +680,23 @@ def _causes(
         if (before_b)
         else None
     )
-    if before_a is not None and before_b is not None:
-        streams = [s for s in before_b.rng if before_a.rng.get(s) != before_b.rng.get(s)]
-        if streams and not hashing:
+    first_b = second.cells[index]
+    first_a = next((c for c in first.cells if c.position == first_b.position), None)
+    if before_a is not None and before_b is not None and first_a is not None and not hashing:
+        # A global stream that already differed before the cell, and that the cell drew from.
+        streams = [
+            s
+            for s in before_b.rng
+            if before_a.rng.get(s) != before_b.rng.get(s)
+            and (
+                first_b.rng.get(s) != before_b.rng.get(s)
+                or first_a.rng.get(s) != before_a.rng.get(s)
+            )
+        ]
+        if streams:
             found.append(advice.GLOBAL_STREAMS.with_evidence(", ".join(streams) + " unseeded"))
+    elif index == 0 and not hashing and (draw := advice.global_draw(source)) is not None:
+        found.append(draw)  # no state before the first cell to compare: its code says it
     found += [c for c in advice.causes_in_code(source) if c.name not in {f.name for f in found}]
     if not found and all(
         item.what in ("values", "summary") and item.max_abs is not None for item in report.items
