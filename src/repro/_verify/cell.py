@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from repro._verify.advice import causes_of
 from repro._verify.digest import DigestError, digest, strip_addresses
 from repro._verify.outputs import normalize_bundle, normalize_text, render_stream
 from repro._verify.report import (
@@ -23,6 +24,7 @@ from repro._verify.report import (
     Raised,
     VerifyReport,
     compare_outputs,
+    numeric,
 )
 from repro._verify.start import (
     ArgumentError,
@@ -404,4 +406,12 @@ def _verify_cell(
             "and methods of your classes, are shared between the runs"
         )
     names = tuple(dict.fromkeys([*reference, *outputs]))
-    return VerifyReport(runs, seed, names, tuple(differences), notes=tuple(notes))
+    causes = causes_of(cell, numeric(differences)) if differences else []
+    return VerifyReport(
+        runs,
+        seed,
+        names,
+        tuple(differences),
+        notes=tuple(notes),
+        advice=tuple(str(cause) for cause in causes),
+    )

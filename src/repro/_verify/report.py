@@ -29,6 +29,7 @@ __all__ = [
     "compare",
     "compare_leaves",
     "compare_outputs",
+    "numeric",
     "text_difference",
 ]
 
@@ -172,7 +173,7 @@ class VerifyReport:
             if more > 0:
                 lines.append(f"  (and {more} more inside {name})")
         lines += [f"  note: {note}" for note in self.notes]
-        lines += [f"  advice: {line}" for line in self.advice]
+        lines += [f"  cause: {line}" for line in self.advice]
         return "\n".join([*lines, self.verdict])
 
     def __repr__(self) -> str:
@@ -196,6 +197,7 @@ class VerifyReport:
             else ""
         )
         notes = "".join(f"<div><small>{e(n)}</small></div>" for n in self.notes)
+        notes += "".join(f"<div><small>cause: {e(a)}</small></div>" for a in self.advice)
         return (
             f"<div class='repro-verify'><b style='color:{color}'>{e(self.verdict)}</b>"
             f"{table}{notes}</div>"
@@ -425,6 +427,13 @@ def compare_outputs(reference: dict[str, Any], other: dict[str, Any], run: int) 
             continue
         found += compare_leaves(name, reference[name], other[name], run)
     return found
+
+
+def numeric(differences: Any) -> bool:
+    """Whether every difference is of numbers (element counts known): what a nondeterministic
+    op leaves, where a generator or the clock leave other kinds too."""
+    found = list(differences)
+    return bool(found) and all(d.max_abs is not None for d in found)
 
 
 @dataclass(frozen=True)
