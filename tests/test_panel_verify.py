@@ -53,7 +53,7 @@ def test_verify_runs_in_the_background_and_names_the_cell(tmp_path: Path, capsys
     assert "verifying bad.ipynb" in frames[0]
     assert any(re.search(r"\d+/\d+", frame) for frame in frames[1:]), frames  # verify's bar
     assert section.progress.value == ""
-    assert "NOT reproducible: cell 3 is the first that differs" in section.verdict.value
+    assert re.search(r"NOT reproducible: cell 3\b", section.verdict.value)
     assert "repro-bad" in section.verdict.value
     assert "noise" in section.report.value  # the report: what differs in cell 3
     assert section.cell_button.description == "cell 3"
@@ -67,7 +67,7 @@ def test_a_reproducible_notebook(tmp_path: Path) -> None:
     section.button.click()
     assert section.thread is not None
     section.thread.join(timeout=600)
-    assert "reproducible: 1 code cells identical" in section.verdict.value
+    assert re.search(r">reproducible\b", section.verdict.value)
     assert "repro-ok" in section.verdict.value
     assert section.cell_button.layout.display == "none"
 

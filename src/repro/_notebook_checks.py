@@ -53,6 +53,8 @@ class Settings:
     kernel: str | None = None
     timeout: float | None = None
     hash_seed: str | None = None
+    jobs: int | None = None
+    ignore: tuple[str, ...] = ()
     trace: bool = False
 
 
@@ -155,6 +157,8 @@ def check_notebook(
             ("kernel", settings.kernel),
             ("timeout", settings.timeout),
             ("hash_seed", settings.hash_seed),
+            ("jobs", settings.jobs),
+            ("ignore", settings.ignore or None),
         )
         if value is not None
     }

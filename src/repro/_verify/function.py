@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from repro._verify.advice import causes_of
 from repro._verify.digest import digest, strip_addresses
-from repro._verify.report import Difference, Raised, VerifyReport, compare_outputs
+from repro._verify.report import Difference, Raised, VerifyReport, compare_outputs, numeric
 from repro._verify.start import Uncopyable, check_runs, copy_all, resolve_seed
 
 __all__ = ["verify"]
@@ -64,6 +65,23 @@ def verify(
             differences += compare_outputs(reference, outputs, run)
     if len(errors) == runs:
         raise errors[0]
-    report = VerifyReport(runs, value, tuple(names), tuple(differences))
+    causes = causes_of(_source(fn), numeric(differences)) if differences else []
+    report = VerifyReport(
+        runs,
+        value,
+        tuple(names),
+        tuple(differences),
+        advice=tuple(str(cause) for cause in causes),
+    )
     record_verdict(report.verdict)
     return report
+
+
+def _source(fn: Callable[..., Any]) -> str:
+    """The function's code where Python can find it (a lambda typed at a prompt: none)."""
+    import inspect
+
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
