@@ -356,3 +356,21 @@ def test_the_workflows_commands_are_real(tmp_path: Path) -> None:
     proc = pytest_run(tmp_path, *check[1:], "--collect-only", "-q")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "notebooks/a.ipynb::reproducible" in proc.stdout
+
+
+def test_the_readmes_three_lines_are_real(tmp_path: Path) -> None:
+    """The README's adoption block: each command parses as the real CLI or pytest reads it."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("adopts verify in three lines:\n\n```bash\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines()]
+    assert [c[0] for c in commands] == ["pip", "repro", "pytest"]
+    assert "jupyter-repro" in commands[0]
+    from repro.cli import _parser
+
+    args = _parser().parse_args(commands[1][1:])
+    assert args.command == "verify" and args.save == ""  # --save without FILE
+    (tmp_path / "notebooks").mkdir()
+    seeded(tmp_path / "notebooks" / "a.ipynb")
+    proc = pytest_run(tmp_path, *commands[2][1:], "--collect-only", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "notebooks/a.ipynb::reproducible" in proc.stdout
