@@ -12,7 +12,6 @@ differing cell and the verdict are also JUnit XML properties.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -96,18 +95,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> NotebookFi
     return None
 
 
-def _jobs() -> int | None:
-    """Under pytest-xdist, verify's runs at once: the cores shared out among the workers.
-
-    Verify runs a notebook's runs side by side, one per core; with ``-n 2`` two notebooks
-    already run side by side, and four kernels on two cores would only wait for each other.
-    """
-    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-    if not workers or not workers.isdigit():
-        return None  # verify's own default: one run per core
-    return max(1, (os.cpu_count() or 1) // int(workers))
-
-
 class NotReproducible(Exception):
     """A notebook that verify found not reproducible, or could not verify; holds the report."""
 
@@ -137,7 +124,6 @@ class NotebookItem(pytest.Item):
             kernel=option("repro_kernel"),
             timeout=option("repro_timeout"),
             hash_seed=option("repro_hash_seed"),
-            jobs=_jobs(),
             trace=option("repro_trace"),
         )
         recording = recording_beside(self.path)
