@@ -36,7 +36,7 @@ CELLS = [
     "    loss.backward()\n"
     "    opt.step()\n"
     "    if step % 100 == 99:\n"
-    "        print(f'step {{step + 1}}: loss {{loss.item():.6f}}')",
+    "        print(f'step {step + 1}: loss {loss.item():.6f}')",
     "with torch.no_grad():\n    prediction = model(x)\nfloat((prediction - y).abs().max())",
     "weights = {name: p.detach().clone() for name, p in model.named_parameters()}\nlen(weights)",
 ]
@@ -48,7 +48,7 @@ def write_notebook(folder: Path, steps: int) -> Path:
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
     cells = [new_markdown_cell("# Fit sin(x): a seeded PyTorch loop")]
-    cells += [new_code_cell(source.format(steps=steps)) for source in CELLS]
+    cells += [new_code_cell(source.replace("{steps}", str(steps))) for source in CELLS]
     path = folder / "fit.ipynb"
     nbformat.write(new_notebook(cells=cells), path)
     return path
