@@ -42,6 +42,16 @@ CELLS = [
 ]
 
 
+#: (figure, target) of each row.
+FIGURES = (
+    (
+        "(10) repro verify, 2 runs in parallel vs 2 plain nbclient runs one after the other",
+        "≤ 0.8×",
+    ),
+    ("(11) one verify run (digests after each cell) vs one plain nbclient run", "≤ 1.10×"),
+)
+
+
 def write_notebook(folder: Path, steps: int) -> Path:
     """The benchmark notebook in ``folder``."""
     import nbformat
@@ -83,7 +93,7 @@ def recorded_run(path: Path) -> float:
     from repro._verify.notebook import run_notebook
 
     start = time.perf_counter()
-    run_notebook(path, hash_seed="0")
+    run_notebook(path, hash_seed="0", environment=False)
     return time.perf_counter() - start
 
 
@@ -93,7 +103,7 @@ def measure(quick: bool = False) -> list[dict[str, Any]]:
 
     rounds = 1 if quick else 3
     with tempfile.TemporaryDirectory() as folder:
-        path = write_notebook(Path(folder), steps=300 if quick else 1500)
+        path = write_notebook(Path(folder), steps=300 if quick else 1000)
         plain_run(path)  # warm the disk cache and the imports
         pairs: dict[str, list[float]] = {"verify": [], "two plain": [], "recorded": [], "plain": []}
         for round_ in range(rounds):
@@ -105,24 +115,10 @@ def measure(quick: bool = False) -> list[dict[str, Any]]:
             ]
             for name, case in order if round_ % 2 == 0 else order[::-1]:
                 pairs[name].append(case())
-    cores = os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = []
-    for figure, ours, theirs, limit, target in (
-        (
-            f"(10) repro verify, 2 runs ({cores} cores) vs 2 plain nbclient runs",
-            "verify",
-            "two plain",
-            0.8,
-            "≤ 0.8×",
-        ),
-        (
-            "(11) one verify run (digests after each cell) vs one plain nbclient run",
-            "recorded",
-            "plain",
-            1.10,
-            "≤ 1.10×",
-        ),
+    for (figure, target), ours, theirs, limit in zip(
+        FIGURES, ("verify", "recorded"), ("two plain", "plain"), (0.8, 1.10), strict=True
     ):
         m, b = statistics.median(pairs[ours]), statistics.median(pairs[theirs])
         rows.append(
@@ -135,6 +131,7 @@ def measure(quick: bool = False) -> list[dict[str, Any]]:
                 "met": m / b <= limit,
                 "repro_s": pairs[ours],
                 "baseline_s": pairs[theirs],
+                "cores": os.cpu_count(),
                 "load_average": load,
             }
         )

@@ -442,7 +442,7 @@ def test_a_model_differs_parameter_by_parameter() -> None:
     from repro._verify.recorder import _details
 
     torch = pytest.importorskip("torch")
-    from repro._verify.notebook import _variable_differences
+    from repro._verify.notebook_report import _variable_differences
 
     torch.manual_seed(0)
     a = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.BatchNorm1d(1))
