@@ -127,7 +127,7 @@ class NotebookReport:
         return {True: 0, False: 1, None: 2}[self.reproducible]
 
     @property
-    def firstlabel(self) -> str | None:
+    def first_label(self) -> str | None:
         """``cell 5 (In [3], id 1a2b)``, or None."""
         if self.first is None:
             return None
