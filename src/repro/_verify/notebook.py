@@ -57,6 +57,7 @@ __all__ = [
     "compare_runs",
     "kernel_hash_seed",
     "load_recording",
+    "notebook_kernel",
     "run_notebook",
     "save_recording",
     "verify_notebook",
@@ -111,6 +112,18 @@ def _error_line(label: str, exc: Any) -> str:
     first = evalue.splitlines()[0] if evalue else ""
     text = f"{label} raised {ename}" + (f": {first}" if first else "")
     return text + (f" (line {where.group(1)})" if where else "")
+
+
+def notebook_kernel(path: Path) -> str:
+    """The kernel the notebook names (its kernelspec), if installed here; else ``python3``."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    nb = nbformat.read(path, as_version=4)
+    name = nb.metadata.get("kernelspec", {}).get("name")
+    if name and name in KernelSpecManager().find_kernel_specs():
+        return str(name)
+    return "python3"
 
 
 def kernel_hash_seed(kernel: str) -> str | None:
@@ -358,7 +371,7 @@ def verify_notebook(
     notebook: Path,
     *,
     runs: int = 2,
-    kernel: str = "python3",
+    kernel: str | None = None,
     timeout: float = 600,
     hash_seed: int | str | None = None,
     jobs: int | None = None,
@@ -369,6 +382,7 @@ def verify_notebook(
 ) -> NotebookReport:
     """Run ``notebook`` ``runs`` times (once with ``against``) in fresh kernels and compare.
 
+    ``kernel``: by default the one the notebook names, if installed (else ``python3``).
     ``hash_seed``: None (the default) gives run *i* the hash seed *i* − 1, as stock kernels
     differ in hash seed, unless the kernelspec pins PYTHONHASHSEED; a number pins it for
     every run; ``"random"`` draws one per run. ``jobs``: runs at once (default: one per
@@ -381,6 +395,7 @@ def verify_notebook(
     name = path.name
     ignore = tuple(ignore)
     try:
+        kernel = kernel or notebook_kernel(path)
         pinned_by_kernel = kernel_hash_seed(kernel)
     except VerifyError as exc:
         return NotebookReport(name, runs, error=exc.line)
