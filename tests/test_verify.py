@@ -350,3 +350,28 @@ def test_a_function_changing_a_global_runs_on_copies_in_the_extra_runs(shell, ca
     assert verdict(out) == "reproducible: 1 output identical over 3 runs"  # log, via record
     assert len(shell.user_ns["log"]) == 1  # one ordinary run's worth
     assert "record, draw ran on copies of the globals they use" in out
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("loss = f(x)\nloss.backward()", {"f", "x"}),
+        ("x = x + 1", {"x"}),
+        ("total += step", {"total", "step"}),
+        ("if ready:\n    z = 1\nprint(z)", {"ready", "print", "z"}),  # z unbound if not ready
+        ("if a:\n    z = 1\nelse:\n    z = 2\nz", {"a"}),
+        (
+            "for step in range(3):\n    loss = model(x)\n    loss.backward()\nloss.item()",
+            {"range", "model", "x"},  # a loop's body is taken to run at least once
+        ),
+        ("import numpy as np\nnp.zeros(3)", set()),
+        ("def f():\n    return w\nw = 1\nf()", {"w"}),  # read when called: counted
+        ("with open(p) as fh:\n    text = fh.read()\ntext", {"open", "p"}),
+    ],
+)
+def test_inputs_are_the_names_read_before_they_are_bound(code: str, expected: set) -> None:
+    import ast
+
+    from repro._verify.cell import inputs
+
+    assert set(inputs(ast.parse(code).body)) == expected

@@ -135,7 +135,11 @@ def _verify_parser(commands: argparse._SubParsersAction) -> None:
         help="the .ipynb file(s); several: a line each and a summary, the worst exit status",
     )
     verify.add_argument("--runs", type=_runs, default=2, metavar="N", help="runs (default: 2)")
-    verify.add_argument("--kernel", default="python3", metavar="NAME", help="kernel (python3)")
+    verify.add_argument(
+        "--kernel",
+        metavar="NAME",
+        help="kernel (default: the one the notebook names, if installed here, else python3)",
+    )
     verify.add_argument(
         "--timeout", type=float, default=600, metavar="S", help="per cell, seconds (600)"
     )

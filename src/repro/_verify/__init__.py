@@ -13,14 +13,22 @@ Three scales, one report language (:mod:`repro._verify.report`):
 
 - a notebook: :func:`verify_notebook` (what ``repro verify NOTEBOOK`` calls)::
 
-      verify_notebook(path, *, runs=2, kernel="python3", timeout=600, hash_seed="0",
-                      save=None, against=None, progress=False) -> NotebookReport
+      verify_notebook(path, *, runs=2, kernel=None, timeout=600, hash_seed=None, jobs=None,
+                      save=None, against=None, ignore=(), progress=False) -> NotebookReport
+
+  The report: ``.verdict`` (one line), ``.reproducible`` (True/False/None),
+  ``.exit_code``, the first differing cell (``.first``: position counting markdown,
+  ``.first_count``: its In [N], ``.first_id``), ``.items`` (Difference), ``.causes``
+  (each with its fix: ``.advice``), ``.ignored``, ``.changes`` (with ``against``),
+  ``.environment``, ``.as_dict()`` (the JSON form) and ``str()``.
 
 Modules: ``digest`` (value digests, the leaves a difference is found in),
-``report`` (comparison and the function/cell report), ``start`` (what every run
-starts from), ``function``, ``cell``, ``notebook`` (the host that drives kernels),
-``recorder`` (what runs inside each kernel). None of them imports the public
-``repro`` module or a shell.
+``report`` (comparison, one text for a difference, the function/cell report),
+``outputs`` (the one normalisation of what a cell shows), ``advice`` (causes and
+fixes), ``start`` (what every run starts from), ``function``, ``cell``,
+``notebook`` (the host that drives kernels), ``notebook_report`` (matching and
+comparing a notebook's cells), ``recorder`` (what runs inside each kernel). None
+of them imports the public ``repro`` module or a shell.
 """
 
 from __future__ import annotations

@@ -83,5 +83,6 @@ def _source(fn: Callable[..., Any]) -> str:
 
     try:
         return inspect.getsource(fn)
-    except (OSError, TypeError):
+    except Exception:
+        # (code exec'd under a file's name makes inspect tokenize that file: TokenError)
         return ""

@@ -1,6 +1,7 @@
 """``repro verify NOTEBOOK``: run a notebook in fresh kernels and find the first cell that differs.
 
-The host side. Each run executes the notebook top to bottom with nbclient in a
+The host side (the comparison and the report: :mod:`repro._verify.notebook_report`).
+Each run executes the notebook top to bottom with nbclient in a
 new kernel (over IPC, its stderr kept aside), the runs in parallel up to
 ``jobs`` at a time. After every code cell, one silent request (no output, no
 execution count) asks the kernel for digests of each user variable and
@@ -28,28 +29,35 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from repro._shown import redact
-from repro._verify import advice
-from repro._verify.advice import Cause
 from repro._verify.digest import digest
+from repro._verify.notebook_report import (
+    SKIP_TAGS,
+    CellRecord,
+    NotebookReport,
+    Run,
+    causes,
+    compare_environments,
+    compare_runs,
+    label,
+)
 from repro._verify.outputs import normalize_outputs
 from repro._verify.recorder import ENVIRONMENT_EXPRESSION, record_expression
-from repro._verify.report import Difference, compare, text_difference
 
 __all__ = [
     "FORMAT",
-    "SKIP_TAGS",
     "CellRecord",
     "NotebookReport",
     "Run",
     "VerifyError",
     "compare_environments",
     "compare_runs",
+    "kernel_hash_seed",
     "load_recording",
+    "notebook_kernel",
     "run_notebook",
     "save_recording",
     "verify_notebook",
@@ -57,64 +65,10 @@ __all__ = [
 
 FORMAT = "repro-verify/2"
 
-#: Cell tags: the cell runs and nothing of it is compared.
-IGNORE_TAGS = ("repro-ignore",)
-#: Cell tags: its variables are compared, what it prints and displays is not (nbval's too).
-IGNORE_OUTPUT_TAGS = ("repro-ignore-output", "nbval-ignore-output")
-#: Cell tags: the cell does not run (nbval's too).
-SKIP_TAGS = ("repro-skip", "nbval-skip")
-
-#: Text kept per stream in a recording (the digest covers all of it).
-_RECORDED_TEXT = 20_000
-
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 # --- one run ----------------------------------------------------------------------
-
-
-@dataclass
-class CellRecord:
-    """What one code cell left behind in one run."""
-
-    position: int  # 1-based, counting every cell (markdown too)
-    cell_id: str | None
-    execution_count: int | None  # In [N] in this run
-    code: str  # digest of the source: how --against knows an edited cell
-    tags: list[str]
-    outputs: str  # digest of what the cell showed (normalised)
-    streams: dict[str, str]  # stream name → the text a person sees
-    displayed: str  # the displays' text/plain, joined
-    variables: dict[str, dict[str, Any]]
-    rng: dict[str, str]
-    changed: list[str]  # variables created or changed by this cell ("del x" if deleted)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready data (a recording), long texts cut."""
-        data = dict(self.__dict__)
-        data["streams"] = {k: v[:_RECORDED_TEXT] for k, v in self.streams.items()}
-        return data
-
-    @property
-    def label(self) -> str:
-        """``cell 5 (In [3], id 1a2b)``: how a person finds the cell."""
-        return _label(self.position, self.execution_count, self.cell_id)
-
-
-def _label(position: int, count: int | None, cell_id: str | None) -> str:
-    extra = [f"In [{count}]"] if count is not None else []
-    extra += [f"id {cell_id}"] if cell_id else []
-    return f"cell {position}" + (f" ({', '.join(extra)})" if extra else "")
-
-
-@dataclass
-class Run:
-    """One execution of the notebook."""
-
-    cells: list[CellRecord]
-    hash_seed: str | None  # the kernel's PYTHONHASHSEED, None if randomized
-    environment: dict[str, Any] = field(default_factory=dict)
-    ignored: Counter[str] = field(default_factory=Counter)
 
 
 class VerifyError(Exception):
@@ -160,6 +114,18 @@ def _error_line(label: str, exc: Any) -> str:
     return text + (f" (line {where.group(1)})" if where else "")
 
 
+def notebook_kernel(path: Path) -> str:
+    """The kernel the notebook names (its kernelspec), if installed here; else ``python3``."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    nb = nbformat.read(path, as_version=4)
+    name = nb.metadata.get("kernelspec", {}).get("name")
+    if name and name in KernelSpecManager().find_kernel_specs():
+        return str(name)
+    return "python3"
+
+
 def kernel_hash_seed(kernel: str) -> str | None:
     """The PYTHONHASHSEED the kernelspec ``kernel`` pins, or None; VerifyError if no such kernel."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -180,6 +146,7 @@ async def _run_notebook(
     hash_seed: str | None,
     ignore: tuple[str, ...],
     progress: Callable[[int, int], None] | None,
+    environment: bool = True,
 ) -> Run:
     import nbclient
     import nbformat
@@ -217,11 +184,11 @@ async def _run_notebook(
                     if any(tag in SKIP_TAGS for tag in tags):
                         continue
                     count += 1
-                    label = _label(index + 1, count, cell.get("id"))
+                    where = label(index + 1, count, cell.get("id"))
                     try:
                         await client.async_execute_cell(cell, index)
                     except nbclient.exceptions.CellExecutionError as exc:
-                        raise VerifyError(_error_line(label, exc), _kernel_stderr(stderr)) from None
+                        raise VerifyError(_error_line(where, exc), _kernel_stderr(stderr)) from None
                     state = await _expression(client, expression)
                     shown = normalize_outputs(cell.get("outputs", []), run.ignored)
                     now = {k: v["digest"] for k, v in state["variables"].items()}
@@ -252,7 +219,8 @@ async def _run_notebook(
                     )
                     if progress is not None:
                         progress(done, len(code_cells))
-                run.environment = await _expression(client, ENVIRONMENT_EXPRESSION)
+                if environment:  # for a recording: versions, threads, git (a few subprocesses)
+                    run.environment = await _expression(client, ENVIRONMENT_EXPRESSION)
         except VerifyError:
             raise
         except TimeoutError as exc:
@@ -282,8 +250,10 @@ def run_notebook(
     hash_seed: str | None = "0",
     ignore: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
+    environment: bool = True,
 ) -> Run:
-    """Execute the notebook at ``path`` once in a fresh kernel; digests after every code cell.
+    """Execute the notebook at ``path`` once in a fresh kernel; digests after every code cell
+    (and the kernel's environment at the end, unless ``environment`` is false).
 
     The kernel gets ``PYTHONHASHSEED=hash_seed`` (None: randomized) and starts in the
     notebook's folder. A cell that raises ends the run: :class:`VerifyError` with one line.
@@ -296,354 +266,9 @@ def run_notebook(
             hash_seed=hash_seed,
             ignore=ignore,
             progress=progress,
+            environment=environment,
         )
     )
-
-
-# --- comparing --------------------------------------------------------------------
-
-
-@dataclass
-class NotebookReport:
-    """The verdict on a notebook: the first differing cell, what differs, why, and the fix."""
-
-    notebook: str
-    runs: int
-    #: the first differing cell: position (1-based, markdown counted), In [N], id
-    first: int | None = None
-    first_count: int | None = None
-    first_id: str | None = None
-    items: list[Difference] = field(default_factory=list)
-    downstream: list[int] = field(default_factory=list)
-    cells: int = 0
-    #: what was not compared, and why, one line each
-    ignored: list[str] = field(default_factory=list)
-    environment: list[str] = field(default_factory=list)
-    #: with ``against``: code cells added, removed or edited since the recording
-    changes: list[str] = field(default_factory=list)
-    causes: list[Cause] = field(default_factory=list)
-    hash_seeds: list[str | None] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-    #: the kernel's stderr when a cell or the kernel failed
-    details: str = ""
-    against: str | None = None
-
-    @property
-    def reproducible(self) -> bool | None:
-        """True, False, or None when it could not be decided (a cell raised)."""
-        if self.error is not None:
-            return None
-        return self.first is None
-
-    @property
-    def exit_code(self) -> int:
-        """0 reproducible, 1 not, 2 undecided."""
-        return {True: 0, False: 1, None: 2}[self.reproducible]
-
-    @property
-    def first_label(self) -> str | None:
-        """``cell 5 (In [3], id 1a2b)``, or None."""
-        if self.first is None:
-            return None
-        return _label(self.first, self.first_count, self.first_id)
-
-    @property
-    def verdict(self) -> str:
-        """One line."""
-        what = f"against {self.against}" if self.against else f"over {self.runs} runs"
-        if self.error is not None:
-            return f"cannot verify {self.notebook}: {self.error}"
-        if self.first is None:
-            return f"reproducible: {self.cells} code cells identical {what}"
-        return f"NOT reproducible: {self.first_label} is the first that differs {what}"
-
-    @property
-    def advice(self) -> list[str]:
-        """One line per cause: what to do."""
-        return [str(cause) for cause in self.causes]
-
-    def __str__(self) -> str:
-        lines = []
-        if self.error is not None and self.details:
-            lines.append("the kernel's stderr:")
-            lines += [f"  {line}" for line in self.details.splitlines()]
-        if self.first is not None:
-            lines.append(f"{self.first_label} differs:")
-            lines += [f"  {item}" for item in self.items]
-            if self.downstream:
-                cells = ", ".join(str(p) for p in self.downstream)
-                lines.append(f"later cells that differ, downstream of cell {self.first}: {cells}")
-        if self.changes:
-            lines.append("the notebook changed since the recording:")
-            lines += [f"  {line}" for line in self.changes]
-        if self.environment:
-            lines.append("the environments differ:")
-            lines += [f"  {line}" for line in self.environment]
-        if self.ignored:
-            lines.append("ignored:")
-            lines += [f"  {line}" for line in self.ignored]
-        lines += [f"note: {note}" for note in self.notes]
-        lines += [f"cause: {line}" for line in self.advice]
-        lines.append(self.verdict)
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready data (``--json``)."""
-        return {
-            "notebook": self.notebook,
-            "verdict": self.verdict,
-            "reproducible": self.reproducible,
-            "runs": self.runs,
-            "against": self.against,
-            "first_differing_cell": self.first,
-            "first_differing_cell_execution_count": self.first_count,
-            "first_differing_cell_id": self.first_id,
-            "differences": [dict(item.as_dict(), text=str(item)) for item in self.items],
-            "downstream_cells": self.downstream,
-            "code_cells": self.cells,
-            "ignored": self.ignored,
-            "environment_differences": self.environment,
-            "changes": self.changes,
-            "causes": [
-                {"cause": c.name, "evidence": c.evidence, "fix": c.fix} for c in self.causes
-            ],
-            "hash_seeds": self.hash_seeds,
-            "notes": self.notes,
-            "error": self.error,
-            "details": self.details,
-        }
-
-
-def _entry_difference(name: str, where: str, a: dict[str, Any], b: dict[str, Any]) -> Difference:
-    """One variable (or one leaf of it), as the kernels described it in two runs."""
-    import numpy as np
-
-    if (
-        "values" in a
-        and "values" in b
-        and (a.get("dtype"), a.get("shape"))
-        == (
-            b.get("dtype"),
-            b.get("shape"),
-        )
-    ):
-        shape = tuple(a.get("shape") or np.shape(a["values"]))
-        x = np.asarray(a["values"]).reshape(shape)
-        y = np.asarray(b["values"]).reshape(shape)
-        found = compare(name, x, y)
-        if found is not None and found.differing is not None:
-            return Difference(
-                name,
-                found.run,
-                "values",
-                where,
-                1,
-                a["kind"],
-                b["kind"],
-                found.differing,
-                found.total,
-                found.max_abs,
-                found.first_index,
-            )
-    if "value" in a and "value" in b:
-        x, y = a["value"], b["value"]
-        if isinstance(x, str) and isinstance(y, str) and ("\n" in x + y or len(x + y) > 120):
-            return text_difference(name, x, y, where=where)
-        return Difference(name, 2, "values", where, 1, repr(x), repr(y))
-    if "repr" in a and "repr" in b:
-        return Difference(name, 2, "values", where, 1, a["repr"], b["repr"])
-    if "summary" in a and "summary" in b and a["kind"] == b["kind"]:
-        (m1, lo1, hi1), (m2, lo2, hi2) = a["summary"], b["summary"]
-        return Difference(
-            name,
-            2,
-            "summary",
-            where,
-            1,
-            a["kind"],
-            f"mean {m1:.6g} → {m2:.6g}, min {lo1:.6g} → {lo2:.6g}, max {hi1:.6g} → {hi2:.6g}",
-        )
-    if a["kind"] != b["kind"]:
-        return Difference(name, 2, "type", where, 1, a["kind"], b["kind"])
-    return Difference(
-        name,
-        2,
-        "values",
-        where,
-        1,
-        f"{a['kind']} (digest {a['digest'][:8]})",
-        f"digest {b['digest'][:8]}",
-    )
-
-
-def _variable_differences(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Difference]:
-    """A variable that differs: leaf by leaf (``model.0.weight``) where both runs sent leaves."""
-    if "leaves" in a and "leaves" in b:
-        x = {leaf["path"]: leaf for leaf in a["leaves"]}
-        y = {leaf["path"]: leaf for leaf in b["leaves"]}
-        found = []
-        for path in dict.fromkeys([*x, *y]):
-            if path not in x or path not in y:
-                there = x.get(path) or y[path]
-                found.append(
-                    Difference(
-                        name,
-                        2,
-                        "missing",
-                        path,
-                        first=there["kind"] if path in x else "",
-                        second=there["kind"] if path in y else "",
-                    )
-                )
-            elif x[path]["digest"] != y[path]["digest"]:
-                found.append(_entry_difference(name, path, x[path], y[path]))
-        if found:
-            return found
-    return [_entry_difference(name, "", a, b)]
-
-
-def _cell_items(a: CellRecord, b: CellRecord, ignore: tuple[str, ...]) -> list[Difference]:
-    items: list[Difference] = []
-    for name in dict.fromkeys(n.removeprefix("del ") for n in [*a.changed, *b.changed]):
-        if name in ignore:
-            continue
-        va, vb = a.variables.get(name), b.variables.get(name)
-        if (va or {}).get("unreadable") or (vb or {}).get("unreadable"):
-            continue  # listed among the report's ignored, never called identical silently
-        if va is None or vb is None:
-            if va is not vb:
-                first = va["kind"] if va else ""
-                second = vb["kind"] if vb else ""
-                items.append(Difference(name, 2, "missing", first=first, second=second))
-            continue
-        if va["digest"] != vb["digest"]:
-            items += _variable_differences(name, va, vb)
-    if a.outputs != b.outputs and not any(t in IGNORE_OUTPUT_TAGS for t in a.tags + b.tags):
-        items += _output_items(a, b)
-    return items
-
-
-def _output_items(a: CellRecord, b: CellRecord) -> list[Difference]:
-    items = []
-    for name in dict.fromkeys([*a.streams, *b.streams]):
-        x, y = a.streams.get(name, ""), b.streams.get(name, "")
-        if x != y:
-            items.append(text_difference(name, x, y))
-    if a.displayed != b.displayed:
-        items.append(text_difference("displayed", a.displayed, b.displayed))
-    if not items:  # rich outputs (images, HTML) only
-        items.append(Difference("outputs", 2, "values", "", 1, a.outputs[:8], b.outputs[:8]))
-    return items
-
-
-def _rng_items(
-    a: CellRecord, b: CellRecord, before_a: CellRecord | None, before_b: CellRecord | None
-) -> list[Difference]:
-    items = []
-    for stream in dict.fromkeys([*a.rng, *b.rng]):
-        fa, fb = a.rng.get(stream), b.rng.get(stream)
-        if fa == fb:
-            continue
-        # This cell made the streams part only if they were equal before it. A stream that
-        # differs from the start (never seeded) is not a result: the variables drawn from it are.
-        was_a = before_a.rng.get(stream) if before_a else None
-        was_b = before_b.rng.get(stream) if before_b else None
-        if was_a is not None and was_a == was_b:
-            items.append(
-                Difference(
-                    f"RNG {stream}",
-                    2,
-                    "values",
-                    "",
-                    1,
-                    f"state {(fa or 'absent')[:8]}",
-                    (fb or "absent")[:8],
-                )
-            )
-    return items
-
-
-def _match(
-    first: list[CellRecord], second: list[CellRecord]
-) -> tuple[list[tuple[CellRecord, CellRecord]], list[str]]:
-    """Pairs of the same cell in two runs (by id, then by code, in order) and what changed."""
-    pairs: dict[int, CellRecord] = {}
-    used: set[int] = set()
-    by_id = {c.cell_id: i for i, c in enumerate(second) if c.cell_id}
-    for i, cell in enumerate(first):
-        j = by_id.get(cell.cell_id) if cell.cell_id else None
-        if j is not None and j not in used:
-            pairs[i], _ = second[j], used.add(j)
-    for i, cell in enumerate(first):
-        if i in pairs:
-            continue
-        j = next((j for j, c in enumerate(second) if j not in used and c.code == cell.code), None)
-        if j is not None:
-            pairs[i], _ = second[j], used.add(j)
-    changes = []
-    for i, cell in enumerate(first):
-        if i not in pairs:
-            changes.append(f"removed: recorded {cell.label}")
-        elif pairs[i].code != cell.code:
-            changes.append(f"edited: {pairs[i].label} (recorded as {cell.label})")
-    changes += [f"added: {c.label}" for j, c in enumerate(second) if j not in used]
-    return [(first[i], pairs[i]) for i in sorted(pairs)], changes
-
-
-def compare_runs(
-    notebook: str, first: Run, second: Run, runs: int, ignore: tuple[str, ...] = ()
-) -> NotebookReport:
-    """Compare two runs cell by cell (``first`` may be a recording's run)."""
-    report = NotebookReport(notebook, runs, cells=len(second.cells))
-    report.hash_seeds = [first.hash_seed, second.hash_seed]
-    report.ignored = _ignored_lines(first, second, ignore)
-    pairs, report.changes = _match(first.cells, second.cells)
-    previous_a: CellRecord | None = None
-    previous_b: CellRecord | None = None
-    for a, b in pairs:
-        if any(tag in IGNORE_TAGS for tag in a.tags + b.tags):
-            previous_a, previous_b = a, b
-            continue
-        items = _cell_items(a, b, ignore) + _rng_items(a, b, previous_a, previous_b)
-        if items:
-            if report.first is None:
-                report.first, report.first_count, report.first_id = (
-                    b.position,
-                    b.execution_count,
-                    b.cell_id,
-                )
-                report.items = items
-            else:
-                report.downstream.append(b.position)
-        previous_a, previous_b = a, b
-    return report
-
-
-def _ignored_lines(first: Run, second: Run, ignore: tuple[str, ...]) -> list[str]:
-    """What the comparison left out, and why, one line each."""
-    lines = []
-    for cell in second.cells:
-        for tag in cell.tags:
-            if tag in IGNORE_TAGS:
-                lines.append(f"{cell.label}: tagged {tag}, nothing of it compared")
-            elif tag in IGNORE_OUTPUT_TAGS:
-                lines.append(f"{cell.label}: tagged {tag}, its outputs not compared")
-    lines += [f"variable {name}: --ignore, never compared" for name in ignore]
-    unreadable: dict[str, str] = {}
-    for run in (first, second):
-        for record in run.cells:
-            for name, entry in record.variables.items():
-                if entry.get("unreadable"):
-                    unreadable.setdefault(name, entry["unreadable"])
-    lines += [f"variable {n}: unreadable, not compared ({why})" for n, why in unreadable.items()]
-    counts = first.ignored + second.ignored
-    if counts:
-        lines.append(
-            "in outputs, as they vary between identical runs: "
-            + ", ".join(f"{label} ({n})" for label, n in counts.items())
-        )
-    return lines
 
 
 def skipped_lines(path: Path) -> list[str]:
@@ -652,7 +277,7 @@ def skipped_lines(path: Path) -> list[str]:
 
     nb = nbformat.read(path, as_version=4)
     return [
-        f"{_label(i + 1, None, c.get('id'))}: tagged {tag}, not run"
+        f"{label(i + 1, None, c.get('id'))}: tagged {tag}, not run"
         for i, c in enumerate(nb.cells)
         if c.cell_type == "code"
         for tag in _tags(c)
@@ -660,60 +285,7 @@ def skipped_lines(path: Path) -> list[str]:
     ]
 
 
-# --- causes -----------------------------------------------------------------------------
-
-
-def _causes(
-    report: NotebookReport, first: Run, second: Run, source: str, hashing: bool | None
-) -> list[Cause]:
-    """Why the first differing cell differs: what the runs showed, then what its code shows."""
-    if report.first is None:
-        return []
-    found: list[Cause] = []
-    if hashing:
-        found.append(advice.HASHING)
-    positions = [c.position for c in second.cells]
-    index = positions.index(report.first)
-    before_b = second.cells[index - 1] if index else None
-    before_a = (
-        next((c for c in first.cells if c.position == before_b.position), None)
-        if (before_b)
-        else None
-    )
-    first_b = second.cells[index]
-    first_a = next((c for c in first.cells if c.position == first_b.position), None)
-    if before_a is not None and before_b is not None and first_a is not None and not hashing:
-        # A global stream that already differed before the cell, and that the cell drew from.
-        streams = [
-            s
-            for s in before_b.rng
-            if before_a.rng.get(s) != before_b.rng.get(s)
-            and (
-                first_b.rng.get(s) != before_b.rng.get(s)
-                or first_a.rng.get(s) != before_a.rng.get(s)
-            )
-        ]
-        if streams:
-            found.append(advice.GLOBAL_STREAMS.with_evidence(", ".join(streams) + " unseeded"))
-    elif index == 0 and not hashing and (draw := advice.global_draw(source)) is not None:
-        found.append(draw)  # no state before the first cell to compare: its code says it
-    found += [c for c in advice.causes_in_code(source) if c.name not in {f.name for f in found}]
-    if not found and all(
-        item.what in ("values", "summary") and item.max_abs is not None for item in report.items
-    ):
-        found.append(advice.NONDETERMINISTIC_OP)
-    return found or [advice.UNKNOWN]
-
-
-# --- environments and recordings -------------------------------------------------
-
-
-def compare_environments(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
-    """One line per environment fact that differs: versions, BLAS, flags, str hashing... (the
-    same comparison as a config cell's, so the two never disagree on what matters)."""
-    from repro._config import _differences
-
-    return [line for line, _ in _differences(recorded, here)]
+# --- recordings -----------------------------------------------------------------------
 
 
 def save_recording(path: Path, notebook: Path, run: Run) -> None:
@@ -799,7 +371,7 @@ def verify_notebook(
     notebook: Path,
     *,
     runs: int = 2,
-    kernel: str = "python3",
+    kernel: str | None = None,
     timeout: float = 600,
     hash_seed: int | str | None = None,
     jobs: int | None = None,
@@ -810,6 +382,7 @@ def verify_notebook(
 ) -> NotebookReport:
     """Run ``notebook`` ``runs`` times (once with ``against``) in fresh kernels and compare.
 
+    ``kernel``: by default the one the notebook names, if installed (else ``python3``).
     ``hash_seed``: None (the default) gives run *i* the hash seed *i* − 1, as stock kernels
     differ in hash seed, unless the kernelspec pins PYTHONHASHSEED; a number pins it for
     every run; ``"random"`` draws one per run. ``jobs``: runs at once (default: one per
@@ -822,6 +395,7 @@ def verify_notebook(
     name = path.name
     ignore = tuple(ignore)
     try:
+        kernel = kernel or notebook_kernel(path)
         pinned_by_kernel = kernel_hash_seed(kernel)
     except VerifyError as exc:
         return NotebookReport(name, runs, error=exc.line)
@@ -838,7 +412,16 @@ def verify_notebook(
     bar = _Progress(total, sys.stderr) if progress else None
     try:
         done = asyncio.run(
-            _run_all(path, seeds, kernel, timeout, ignore, jobs or default_jobs(total), bar)
+            _run_all(
+                path,
+                seeds,
+                kernel,
+                timeout,
+                ignore,
+                jobs or default_jobs(total),
+                bar,
+                environment=save is not None or against is not None,
+            )
         )
     except VerifyError as exc:
         return NotebookReport(name, total, error=exc.line, details=exc.details)
@@ -852,7 +435,7 @@ def verify_notebook(
         report = compare_runs(name, recorded, done[0], 1, ignore)
         report.against = Path(against).name if against is not None else None
         report.environment = compare_environments(recorded.environment, done[0].environment)
-        report.causes = _causes(report, recorded, done[0], source.get(report.first, ""), None)
+        report.causes = causes(report, recorded, done[0], source.get(report.first, ""), None)
         report.ignored = skipped_lines(path) + report.ignored
         return report
     report = compare_runs(name, done[0], done[0], runs, ignore)
@@ -881,7 +464,7 @@ def verify_notebook(
             )
     if pinned_by_kernel is not None:
         report.notes.append(f"the kernel {kernel!r} pins PYTHONHASHSEED={pinned_by_kernel}")
-    report.causes = _causes(report, done[0], other, source.get(report.first, ""), hashing)
+    report.causes = causes(report, done[0], other, source.get(report.first, ""), hashing)
     report.ignored = skipped_lines(path) + report.ignored
     return report
 
@@ -901,6 +484,7 @@ async def _run_all(
     ignore: tuple[str, ...],
     jobs: int,
     bar: _Progress | None,
+    environment: bool = False,
 ) -> list[Run]:
     """Each run in its own kernel, ``jobs`` at a time; the first error stops them all."""
     gate = asyncio.Semaphore(jobs)
@@ -914,6 +498,7 @@ async def _run_all(
                 hash_seed=seed,
                 ignore=ignore,
                 progress=bar.callback(index) if bar is not None else None,
+                environment=environment,
             )
 
     tasks = [asyncio.ensure_future(one(i, seed)) for i, seed in enumerate(seeds)]
