@@ -114,3 +114,13 @@ print(json.dumps([repro.__file__, ok, state.seed, state.profile, out.getvalue()]
     info = _run(venv / "bin" / "repro", "info", "--json")
     assert json.loads(info)["repro"] == repro.__version__
     assert (site / "repro" / "py.typed").is_file()
+    # pytest finds `pytest --repro` through the wheel's pytest11 entry point (no -p option).
+    import nbformat
+
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "notebooks" / "a.ipynb")
+    found = _run(
+        python, "-m", "pytest", "--repro", "--collect-only", "-q", "-p", "no:cacheprovider",
+        "notebooks", cwd=tmp_path,
+    )  # fmt: skip
+    assert "notebooks/a.ipynb::reproducible" in found, found

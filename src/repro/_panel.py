@@ -25,6 +25,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from repro import _extension, _session
+from repro._panel_verify import VerifySection
 from repro._profiles import Profile, profiles
 from repro._seed import parse_seed
 from repro._state import CSS, State, head_html, settings_html, sources_html, state, warnings_html
@@ -151,6 +152,8 @@ class Panel(widgets.VBox):
         self.export_button.on_click(self._reporting(self._export))
         self.profile_buttons.observe(self._reporting(self._switch_profile), names="value")
 
+        # "Verify this notebook" (repro verify on this notebook, in the background).
+        self.verify = VerifySection(bridge)
         tables = widgets.HBox([self.sources, self.settings])
         tables.add_class("repro-tables")
         super().__init__(
@@ -165,6 +168,7 @@ class Panel(widgets.VBox):
                 self.kernel_button,
                 widgets.HBox([self.export_button, self.status]),
                 self.code,
+                self.verify,
             ]
         )
         self.add_class("repro-panel")

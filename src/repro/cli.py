@@ -15,6 +15,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from repro._kernel import DEFAULT_KERNEL_NAME, check_kernel_name, install_kernel
@@ -126,20 +127,51 @@ def _verify_parser(commands: argparse._SubParsersAction) -> None:
         "Exit status: 0 reproducible, 1 not, 2 undecided (a cell raised, bad arguments, "
         "no kernel).",
     )
-    verify.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb file")
+    verify.add_argument(
+        "notebooks",
+        nargs="+",
+        metavar="NOTEBOOK",
+        help="the .ipynb file(s); several: a line each and a summary, the worst exit status",
+    )
     verify.add_argument("--runs", type=_runs, default=2, metavar="N", help="runs (default: 2)")
-    verify.add_argument("--kernel", default="python3", metavar="NAME", help="kernel (python3)")
+    verify.add_argument(
+        "--kernel",
+        metavar="NAME",
+        help="kernel (default: the one the notebook names, if installed here, else python3)",
+    )
     verify.add_argument(
         "--timeout", type=float, default=600, metavar="S", help="per cell, seconds (600)"
     )
     verify.add_argument(
         "--hash-seed",
         type=_run_hash_seed,
-        default="0",
+        default=None,
         metavar="N|random",
-        help="PYTHONHASHSEED of every run's kernel (default 0); 'random': a new one per run",
+        help="PYTHONHASHSEED of every run's kernel (default: run i gets i-1, as stock kernels "
+        "differ, unless the kernel pins it); 'random': a new one per run",
     )
-    verify.add_argument("--save", metavar="FILE", help="write the fingerprints and environment")
+    verify.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="runs at the same time (default: as many as there are cores)",
+    )
+    verify.add_argument(
+        "--ignore",
+        action="append",
+        type=_variable_name,
+        default=[],
+        metavar="NAME",
+        help="a variable never compared (a run id, a temporary path); repeatable",
+    )
+    verify.add_argument(
+        "--save",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="write the digests and environment (to NB.repro.json without FILE)",
+    )
     verify.add_argument(
         "--against", metavar="FILE", help="run once and compare with a --save recording"
     )
@@ -157,10 +189,100 @@ def _run_hash_seed(text: str) -> str:
     return text if text == "random" else str(_hash_seed(text))
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from repro._notebook_verify import run_verify_command
+def _variable_name(text: str) -> str:
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"--ignore takes a variable name, got {text!r}")
+    return text
 
-    return run_verify_command(args)
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``repro verify``: the parsed arguments in, the report printed, the exit status out."""
+    from repro._verify import verify_notebook
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        print(f"repro verify: error: no notebook {str(notebook)!r}", file=sys.stderr)
+        return 2
+    if args.against and not Path(args.against).is_file():
+        print(f"repro verify: error: no recording {args.against!r}", file=sys.stderr)
+        return 2
+    try:
+        report = verify_notebook(
+            notebook,
+            runs=args.runs,
+            kernel=args.kernel,
+            timeout=args.timeout,
+            hash_seed=args.hash_seed,
+            jobs=args.jobs,
+            ignore=tuple(args.ignore),
+            save=Path(args.save) if args.save else None,
+            against=Path(args.against) if args.against else None,
+            progress=not args.quiet and not args.json and sys.stderr.isatty(),
+        )
+    except ValueError as exc:  # a recording that is not one
+        print(f"repro verify: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1, default=str))
+    elif args.quiet:
+        print(report.verdict)
+    else:
+        print(report)
+    return report.exit_code
+
+
+def _one_notebook(args: argparse.Namespace) -> argparse.Namespace:
+    """One notebook: `--save` without FILE, and the recording beside it (see _notebook_checks)."""
+    from repro._notebook_checks import recording_beside, recording_for
+
+    (args.notebook,) = args.notebooks
+    if args.save == "":
+        args.save = str(recording_for(args.notebook))
+    elif args.save is None and args.against is None:
+        recording = recording_beside(args.notebook)
+        args.against = None if recording is None else str(recording)
+    return args
+
+
+def _verify_several(args: argparse.Namespace) -> int:
+    """Several notebooks: a line each, the reports of those that fail, a summary."""
+    from repro._notebook_checks import Settings, verify_notebooks
+
+    for option in ("save", "against"):
+        if getattr(args, option):  # one file cannot serve several notebooks
+            print(
+                f"repro verify: error: --{option} FILE takes one notebook; with several, "
+                "--save without FILE writes each NB.repro.json",
+                file=sys.stderr,
+            )
+            return 2
+    missing = [name for name in args.notebooks if not Path(name).is_file()]
+    if missing:
+        print(f"repro verify: error: no notebook {missing[0]!r}", file=sys.stderr)
+        return 2
+    settings = Settings(
+        runs=args.runs,
+        kernel=args.kernel,
+        timeout=args.timeout,
+        hash_seed=args.hash_seed,
+        jobs=args.jobs,
+        ignore=tuple(args.ignore),
+    )
+    return verify_notebooks(
+        args.notebooks,
+        settings,
+        out=sys.stdout,
+        quiet=args.quiet,
+        as_json=args.json,
+        save=args.save == "",
+        progress=not args.quiet and not args.json and sys.stderr.isatty(),
+    )
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -206,8 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "info":
         return _info(args)
+    if args.command == "verify" and len(args.notebooks) > 1:
+        return _verify_several(args)
     if args.command == "verify":
-        return _verify(args)
+        return _verify(_one_notebook(args))
     if args.command == "kernel" and args.kernel_command == "install":
         return _kernel_install(args)
     if args.command == "kernel":

@@ -1,0 +1,485 @@
+"""What two runs of a notebook differ in: the records of each cell, matched, compared, explained.
+
+The records come from the host (:mod:`repro._verify.notebook`) or a recording;
+cells are matched by id, then by code (so ``--against`` survives a markdown
+edit and says which code cells were added, removed or edited); variables are
+compared leaf by leaf, outputs as text; the first differing cell is named and
+its cause found (:mod:`repro._verify.advice`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from repro._verify import advice
+from repro._verify.advice import Cause
+from repro._verify.report import SHOWN, Difference, compare, text_difference
+
+__all__ = [
+    "IGNORE_OUTPUT_TAGS",
+    "IGNORE_TAGS",
+    "SKIP_TAGS",
+    "CellRecord",
+    "NotebookReport",
+    "Run",
+    "causes",
+    "compare_environments",
+    "compare_runs",
+    "label",
+]
+
+#: Cell tags: the cell runs and nothing of it is compared.
+IGNORE_TAGS = ("repro-ignore",)
+#: Cell tags: its variables are compared, what it prints and displays is not (nbval's too).
+IGNORE_OUTPUT_TAGS = ("repro-ignore-output", "nbval-ignore-output")
+#: Cell tags: the cell does not run (nbval's too).
+SKIP_TAGS = ("repro-skip", "nbval-skip")
+
+#: Text kept per stream in a recording (the digest covers all of it).
+_RECORDED_TEXT = 20_000
+
+
+# --- the records ----------------------------------------------------------------------
+
+
+@dataclass
+class CellRecord:
+    """What one code cell left behind in one run."""
+
+    position: int  # 1-based, counting every cell (markdown too)
+    cell_id: str | None
+    execution_count: int | None  # In [N] in this run
+    code: str  # digest of the source: how --against knows an edited cell
+    tags: list[str]
+    outputs: str  # digest of what the cell showed (normalised)
+    streams: dict[str, str]  # stream name → the text a person sees
+    displayed: str  # the displays' text/plain, joined
+    variables: dict[str, dict[str, Any]]
+    rng: dict[str, str]
+    changed: list[str]  # variables created or changed by this cell ("del x" if deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data (a recording), long texts cut."""
+        data = dict(self.__dict__)
+        data["streams"] = {k: v[:_RECORDED_TEXT] for k, v in self.streams.items()}
+        return data
+
+    @property
+    def label(self) -> str:
+        """``cell 5 (In [3], id 1a2b)``: how a person finds the cell."""
+        return label(self.position, self.execution_count, self.cell_id)
+
+
+def label(position: int, count: int | None, cell_id: str | None) -> str:
+    extra = [f"In [{count}]"] if count is not None else []
+    extra += [f"id {cell_id}"] if cell_id else []
+    return f"cell {position}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+@dataclass
+class Run:
+    """One execution of the notebook."""
+
+    cells: list[CellRecord]
+    hash_seed: str | None  # the kernel's PYTHONHASHSEED, None if randomized
+    environment: dict[str, Any] = field(default_factory=dict)
+    ignored: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class NotebookReport:
+    """The verdict on a notebook: the first differing cell, what differs, why, and the fix."""
+
+    notebook: str
+    runs: int
+    #: the first differing cell: position (1-based, markdown counted), In [N], id
+    first: int | None = None
+    first_count: int | None = None
+    first_id: str | None = None
+    items: list[Difference] = field(default_factory=list)
+    downstream: list[int] = field(default_factory=list)
+    cells: int = 0
+    #: what was not compared, and why, one line each
+    ignored: list[str] = field(default_factory=list)
+    environment: list[str] = field(default_factory=list)
+    #: with ``against``: code cells added, removed or edited since the recording
+    changes: list[str] = field(default_factory=list)
+    causes: list[Cause] = field(default_factory=list)
+    hash_seeds: list[str | None] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    #: the kernel's stderr when a cell or the kernel failed
+    details: str = ""
+    against: str | None = None
+
+    @property
+    def reproducible(self) -> bool | None:
+        """True, False, or None when it could not be decided (a cell raised)."""
+        if self.error is not None:
+            return None
+        return self.first is None
+
+    @property
+    def exit_code(self) -> int:
+        """0 reproducible, 1 not, 2 undecided."""
+        return {True: 0, False: 1, None: 2}[self.reproducible]
+
+    @property
+    def first_label(self) -> str | None:
+        """``cell 5 (In [3], id 1a2b)``, or None."""
+        if self.first is None:
+            return None
+        return label(self.first, self.first_count, self.first_id)
+
+    @property
+    def verdict(self) -> str:
+        """One line."""
+        what = f"against {self.against}" if self.against else f"over {self.runs} runs"
+        if self.error is not None:
+            return f"cannot verify {self.notebook}: {self.error}"
+        if self.first is None:
+            return f"reproducible: {self.cells} code cells identical {what}"
+        return f"NOT reproducible: {self.first_label} is the first that differs {what}"
+
+    @property
+    def advice(self) -> list[str]:
+        """One line per cause: what to do."""
+        return [str(cause) for cause in self.causes]
+
+    def __str__(self) -> str:
+        lines = []
+        if self.error is not None and self.details:
+            lines.append("the kernel's stderr:")
+            lines += [f"  {line}" for line in self.details.splitlines()]
+        if self.first is not None:
+            lines.append(f"{self.first_label} differs:")
+            for name in dict.fromkeys(item.output for item in self.items):
+                mine = [item for item in self.items if item.output == name]
+                lines += [f"  {item}" for item in mine[:SHOWN]]
+                if len(mine) > SHOWN:
+                    lines.append(f"  (and {len(mine) - SHOWN} more inside {name})")
+            if self.downstream:
+                cells = ", ".join(str(p) for p in self.downstream)
+                lines.append(f"later cells that differ, downstream of cell {self.first}: {cells}")
+        if self.changes:
+            lines.append("the notebook changed since the recording:")
+            lines += [f"  {line}" for line in self.changes]
+        if self.environment:
+            lines.append("the environments differ:")
+            lines += [f"  {line}" for line in self.environment]
+        if self.ignored:
+            lines.append("ignored:")
+            lines += [f"  {line}" for line in self.ignored]
+        lines += [f"note: {note}" for note in self.notes]
+        lines += [f"cause: {line}" for line in self.advice]
+        lines.append(self.verdict)
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data (``--json``)."""
+        return {
+            "notebook": self.notebook,
+            "verdict": self.verdict,
+            "reproducible": self.reproducible,
+            "runs": self.runs,
+            "against": self.against,
+            "first_differing_cell": self.first,
+            "first_differing_cell_execution_count": self.first_count,
+            "first_differing_cell_id": self.first_id,
+            "differences": [dict(item.as_dict(), text=str(item)) for item in self.items],
+            "downstream_cells": self.downstream,
+            "code_cells": self.cells,
+            "ignored": self.ignored,
+            "environment_differences": self.environment,
+            "changes": self.changes,
+            "causes": [
+                {"cause": c.name, "evidence": c.evidence, "fix": c.fix} for c in self.causes
+            ],
+            "hash_seeds": self.hash_seeds,
+            "notes": self.notes,
+            "error": self.error,
+            "details": self.details,
+        }
+
+
+def _entry_difference(name: str, where: str, a: dict[str, Any], b: dict[str, Any]) -> Difference:
+    """One variable (or one leaf of it), as the kernels described it in two runs."""
+    import numpy as np
+
+    if (
+        "values" in a
+        and "values" in b
+        and (a.get("dtype"), a.get("shape"))
+        == (
+            b.get("dtype"),
+            b.get("shape"),
+        )
+    ):
+        shape = tuple(a.get("shape") or np.shape(a["values"]))
+        x = np.asarray(a["values"]).reshape(shape)
+        y = np.asarray(b["values"]).reshape(shape)
+        found = compare(name, x, y)
+        if found is not None and found.differing is not None:
+            return Difference(
+                name,
+                found.run,
+                "values",
+                where,
+                1,
+                a["kind"],
+                b["kind"],
+                found.differing,
+                found.total,
+                found.max_abs,
+                found.first_index,
+            )
+    if "value" in a and "value" in b:
+        x, y = a["value"], b["value"]
+        if isinstance(x, str) and isinstance(y, str) and ("\n" in x + y or len(x + y) > 120):
+            return text_difference(name, x, y, where=where)
+        return Difference(name, 2, "values", where, 1, repr(x), repr(y))
+    if "repr" in a and "repr" in b:
+        return Difference(name, 2, "values", where, 1, a["repr"], b["repr"])
+    if "summary" in a and "summary" in b and a["kind"] == b["kind"]:
+        (m1, lo1, hi1), (m2, lo2, hi2) = a["summary"], b["summary"]
+        return Difference(
+            name,
+            2,
+            "summary",
+            where,
+            1,
+            a["kind"],
+            f"mean {m1:.6g} → {m2:.6g}, min {lo1:.6g} → {lo2:.6g}, max {hi1:.6g} → {hi2:.6g}",
+        )
+    if a["kind"] != b["kind"]:
+        return Difference(name, 2, "type", where, 1, a["kind"], b["kind"])
+    return Difference(
+        name,
+        2,
+        "values",
+        where,
+        1,
+        f"{a['kind']} (digest {a['digest'][:8]})",
+        f"digest {b['digest'][:8]}",
+    )
+
+
+def _variable_differences(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Difference]:
+    """A variable that differs: leaf by leaf (``model.0.weight``) where both runs sent leaves."""
+    if "leaves" in a and "leaves" in b:
+        x = {leaf["path"]: leaf for leaf in a["leaves"]}
+        y = {leaf["path"]: leaf for leaf in b["leaves"]}
+        found = []
+        for path in dict.fromkeys([*x, *y]):
+            if path not in x or path not in y:
+                there = x.get(path) or y[path]
+                found.append(
+                    Difference(
+                        name,
+                        2,
+                        "missing",
+                        path,
+                        first=there["kind"] if path in x else "",
+                        second=there["kind"] if path in y else "",
+                    )
+                )
+            elif x[path]["digest"] != y[path]["digest"]:
+                found.append(_entry_difference(name, path, x[path], y[path]))
+        if found:
+            return found
+    return [_entry_difference(name, "", a, b)]
+
+
+def _cell_items(a: CellRecord, b: CellRecord, ignore: tuple[str, ...]) -> list[Difference]:
+    items: list[Difference] = []
+    for name in dict.fromkeys(n.removeprefix("del ") for n in [*a.changed, *b.changed]):
+        if name in ignore:
+            continue
+        va, vb = a.variables.get(name), b.variables.get(name)
+        if (va or {}).get("unreadable") or (vb or {}).get("unreadable"):
+            continue  # listed among the report's ignored, never called identical silently
+        if va is None or vb is None:
+            if va is not vb:
+                first = va["kind"] if va else ""
+                second = vb["kind"] if vb else ""
+                items.append(Difference(name, 2, "missing", first=first, second=second))
+            continue
+        if va["digest"] != vb["digest"]:
+            items += _variable_differences(name, va, vb)
+    if a.outputs != b.outputs and not any(t in IGNORE_OUTPUT_TAGS for t in a.tags + b.tags):
+        items += _output_items(a, b)
+    return items
+
+
+def _output_items(a: CellRecord, b: CellRecord) -> list[Difference]:
+    items = []
+    for name in dict.fromkeys([*a.streams, *b.streams]):
+        x, y = a.streams.get(name, ""), b.streams.get(name, "")
+        if x != y:
+            items.append(text_difference(name, x, y))
+    if a.displayed != b.displayed:
+        items.append(text_difference("displayed", a.displayed, b.displayed))
+    if not items:  # rich outputs (images, HTML) only
+        items.append(Difference("outputs", 2, "values", "", 1, a.outputs[:8], b.outputs[:8]))
+    return items
+
+
+def _rng_items(
+    a: CellRecord, b: CellRecord, before_a: CellRecord | None, before_b: CellRecord | None
+) -> list[Difference]:
+    items = []
+    for stream in dict.fromkeys([*a.rng, *b.rng]):
+        fa, fb = a.rng.get(stream), b.rng.get(stream)
+        if fa == fb:
+            continue
+        # This cell made the streams part only if they were equal before it. A stream that
+        # differs from the start (never seeded) is not a result: the variables drawn from it are.
+        was_a = before_a.rng.get(stream) if before_a else None
+        was_b = before_b.rng.get(stream) if before_b else None
+        if was_a is not None and was_a == was_b:
+            items.append(
+                Difference(
+                    f"RNG {stream}",
+                    2,
+                    "values",
+                    "",
+                    1,
+                    f"state {(fa or 'absent')[:8]}",
+                    (fb or "absent")[:8],
+                )
+            )
+    return items
+
+
+def _match(
+    first: list[CellRecord], second: list[CellRecord]
+) -> tuple[list[tuple[CellRecord, CellRecord]], list[str]]:
+    """Pairs of the same cell in two runs (by id, then by code, in order) and what changed."""
+    pairs: dict[int, CellRecord] = {}
+    used: set[int] = set()
+    by_id = {c.cell_id: i for i, c in enumerate(second) if c.cell_id}
+    for i, cell in enumerate(first):
+        j = by_id.get(cell.cell_id) if cell.cell_id else None
+        if j is not None and j not in used:
+            pairs[i], _ = second[j], used.add(j)
+    for i, cell in enumerate(first):
+        if i in pairs:
+            continue
+        j = next((j for j, c in enumerate(second) if j not in used and c.code == cell.code), None)
+        if j is not None:
+            pairs[i], _ = second[j], used.add(j)
+    changes = []
+    for i, cell in enumerate(first):
+        if i not in pairs:
+            changes.append(f"removed: recorded {cell.label}")
+        elif pairs[i].code != cell.code:
+            changes.append(f"edited: {pairs[i].label} (recorded as {cell.label})")
+    changes += [f"added: {c.label}" for j, c in enumerate(second) if j not in used]
+    return [(first[i], pairs[i]) for i in sorted(pairs)], changes
+
+
+def compare_runs(
+    notebook: str, first: Run, second: Run, runs: int, ignore: tuple[str, ...] = ()
+) -> NotebookReport:
+    """Compare two runs cell by cell (``first`` may be a recording's run)."""
+    report = NotebookReport(notebook, runs, cells=len(second.cells))
+    report.hash_seeds = [first.hash_seed, second.hash_seed]
+    report.ignored = _ignored_lines(first, second, ignore)
+    pairs, report.changes = _match(first.cells, second.cells)
+    previous_a: CellRecord | None = None
+    previous_b: CellRecord | None = None
+    for a, b in pairs:
+        if any(tag in IGNORE_TAGS for tag in a.tags + b.tags):
+            previous_a, previous_b = a, b
+            continue
+        items = _cell_items(a, b, ignore) + _rng_items(a, b, previous_a, previous_b)
+        if items:
+            if report.first is None:
+                report.first, report.first_count, report.first_id = (
+                    b.position,
+                    b.execution_count,
+                    b.cell_id,
+                )
+                report.items = items
+            else:
+                report.downstream.append(b.position)
+        previous_a, previous_b = a, b
+    return report
+
+
+def _ignored_lines(first: Run, second: Run, ignore: tuple[str, ...]) -> list[str]:
+    """What the comparison left out, and why, one line each."""
+    lines = []
+    for cell in second.cells:
+        for tag in cell.tags:
+            if tag in IGNORE_TAGS:
+                lines.append(f"{cell.label}: tagged {tag}, nothing of it compared")
+            elif tag in IGNORE_OUTPUT_TAGS:
+                lines.append(f"{cell.label}: tagged {tag}, its outputs not compared")
+    lines += [f"variable {name}: --ignore, never compared" for name in ignore]
+    unreadable: dict[str, str] = {}
+    for run in (first, second):
+        for record in run.cells:
+            for name, entry in record.variables.items():
+                if entry.get("unreadable"):
+                    unreadable.setdefault(name, entry["unreadable"])
+    lines += [f"variable {n}: unreadable, not compared ({why})" for n, why in unreadable.items()]
+    counts = first.ignored + second.ignored
+    if counts:
+        lines.append(
+            "in outputs, as they vary between identical runs: "
+            + ", ".join(f"{label} ({n})" for label, n in counts.items())
+        )
+    return lines
+
+
+def causes(
+    report: NotebookReport, first: Run, second: Run, source: str, hashing: bool | None
+) -> list[Cause]:
+    """Why the first differing cell differs: what the runs showed, then what its code shows."""
+    if report.first is None:
+        return []
+    found: list[Cause] = []
+    if hashing:
+        found.append(advice.HASHING)
+    positions = [c.position for c in second.cells]
+    index = positions.index(report.first)
+    partner = {id(b): a for a, b in _match(first.cells, second.cells)[0]}
+    first_b = second.cells[index]
+    first_a = partner.get(id(first_b))
+    before_b = second.cells[index - 1] if index else None
+    before_a = partner.get(id(before_b)) if before_b is not None else None
+    if before_a is not None and before_b is not None and first_a is not None and not hashing:
+        # A global stream that already differed before the cell, and that the cell drew from.
+        streams = [
+            s
+            for s in before_b.rng
+            if before_a.rng.get(s) != before_b.rng.get(s)
+            and (
+                first_b.rng.get(s) != before_b.rng.get(s)
+                or first_a.rng.get(s) != before_a.rng.get(s)
+            )
+        ]
+        if streams:
+            found.append(advice.GLOBAL_STREAMS.with_evidence(", ".join(streams) + " unseeded"))
+    elif index == 0 and not hashing and (draw := advice.global_draw(source)) is not None:
+        found.append(draw)  # no state before the first cell to compare: its code says it
+    found += [c for c in advice.causes_in_code(source) if c.name not in {f.name for f in found}]
+    if not found and all(
+        item.what == "summary" or item.max_abs is not None for item in report.items
+    ):
+        found.append(advice.NONDETERMINISTIC_OP)
+    return found or [advice.UNKNOWN]
+
+
+# --- environments ----------------------------------------------------------------
+
+
+def compare_environments(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """One line per environment fact that differs: versions, BLAS, flags, str hashing... (the
+    same comparison as a config cell's, so the two never disagree on what matters)."""
+    from repro._config import _differences
+
+    return [line for line, _ in _differences(recorded, here)]
