@@ -47,6 +47,16 @@ def test_info_text_is_for_people(
     assert SECRET not in out
 
 
+def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("info", "kernel", "verify"):
+        assert re.search(rf"^\s+{command}\s+\S", out, re.M), out  # listed, with its help
+    assert "verify that a notebook repeats" in out  # and the description says what it is for
+
+
 def test_python_dash_m_repro_runs_the_command() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "repro", "info", "--json"],

@@ -39,6 +39,20 @@ def max_unpool() -> None:
     torch.nn.MaxUnpool1d(2)(pooled, indices)
 
 
+def line_of(function: object) -> int:
+    """The line of ``function``'s first statement (its body is one line or two)."""
+    return function.__code__.co_firstlineno + 1  # type: ignore[attr-defined]
+
+
+def test_functional_calls_are_named_as_called() -> None:
+    pooled, indices = torch.nn.MaxPool1d(2, return_indices=True)(torch.ones(1, 1, 4))
+    with repro.scope(1, "final"), nondeterministic_ops() as hits:
+        torch.nn.functional.max_unpool1d(pooled, indices, 2)
+    ((label, count),) = hits.items()
+    assert label.startswith("torch.nn.functional.max_unpool1d (max_unpooling2d_forward_out) at ")
+    assert label.endswith(": torch.nn.functional.max_unpool1d(pooled, indices, 2)") and count == 1
+
+
 def strip(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
@@ -119,8 +133,14 @@ def test_warn_only_ops_are_listed_once_after_the_cell(shell, capsys) -> None:
     assert [str(w.message) for w in seen] == ["an unrelated warning"]
     captured = capsys.readouterr()
     assert captured.out.count("repro: 2 nondeterministic operations ran in this cell") == 1
-    assert "  put_ (3 times)\n" in captured.out
-    assert "  max_unpooling2d_forward_out\n" in captured.out
+    # Named as the user called them, at the user's line: torch's kernel name only in brackets.
+    put = "torch.zeros(5).put_(torch.tensor([1]), torch.tensor([1.0]))"
+    assert f"  put_ at line 3: {put} (3 times)\n" in captured.out
+    unpool = "torch.nn.MaxUnpool1d(2)(pooled, idx)"
+    assert (
+        f"  torch.nn.MaxUnpool1d (max_unpooling2d_forward_out) at line 5: {unpool}\n"
+        in captured.out
+    )
     assert "does not have a deterministic implementation" not in captured.err
     assert not torch.are_deterministic_algorithms_enabled()  # the cell's profile was restored
 
@@ -130,11 +150,17 @@ def test_collecting_outside_ipython() -> None:
         put_without_accumulate()
         max_unpool()
         put_without_accumulate()
-    assert dict(hits) == {"put_": 2, "max_unpooling2d_forward_out": 1}
-    assert summarize_ops(hits).splitlines()[1:3] == [
-        "  put_ (2 times)",
-        "  max_unpooling2d_forward_out",
-    ]
+    put = "torch.zeros(5).put_(torch.tensor([1, 1]), torch.tensor([1.0, 2.0]))"[:57] + "..."
+    put_line = f"put_ at test_diagnostics.py:{line_of(put_without_accumulate)} in " + (
+        f"put_without_accumulate: {put}"
+    )
+    unpool_line = (
+        "torch.nn.MaxUnpool1d (max_unpooling2d_forward_out) at "
+        f"test_diagnostics.py:{line_of(max_unpool) + 1} in max_unpool: "
+        "torch.nn.MaxUnpool1d(2)(pooled, indices)"
+    )
+    assert dict(hits) == {put_line: 2, unpool_line: 1}
+    assert summarize_ops(hits).splitlines()[1:3] == [f"  {put_line} (2 times)", f"  {unpool_line}"]
     assert summarize_ops(hits.__class__()) is None
     with warnings.catch_warnings(record=True) as seen:  # outside the block: torch's warnings again
         warnings.simplefilter("always")
@@ -166,5 +192,7 @@ def test_a_verified_cell_lists_the_ordinary_runs_ops_once(shell, capsys) -> None
     assert shell.run_cell(cell).success
     out = capsys.readouterr().out
     assert out.count("repro: 1 nondeterministic operation ran in this cell") == 1
-    assert "  put_\n" in out  # once: the extra runs' warnings are not counted
+    # once: the extra runs' warnings are not counted
+    line = "z = torch.zeros(5).put_(torch.tensor([1]), torch.tensor([1.0]))"
+    assert f"  put_ at line 2: {line[:57]}...\n" in out  # long lines are cut at 60
     assert "reproducible: 1 output identical over 3 runs" in out

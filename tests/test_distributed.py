@@ -205,6 +205,47 @@ def test_an_error_in_rank_1_is_raised_here_with_its_traceback_and_stops_rank_0()
     assert time.perf_counter() - start < 60  # rank 0 was not left waiting in its barrier
 
 
+#: Two notebook cells: a helper, and the function launched, which calls it.
+HELPER_CELL = """
+def check_batch(batch):
+    if batch == 3:
+        raise ValueError(f"batch {batch} has no labels")
+"""
+LAUNCHED_CELL = """
+def train_batches(rank):
+    for batch in range(5):
+        check_batch(batch)
+"""
+
+
+def test_a_failing_rank_shows_the_cells_lines_and_none_of_repros_frames(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.user_ns["repro"] = repro
+    for cell in (HELPER_CELL, LAUNCHED_CELL):
+        assert shell.run_cell(cell).success
+    repro.seed(42)
+    capsys.readouterr()
+    # Spawned, the rank starts with no trace of the cells: only what launch carries over.
+    result = shell.run_cell("repro.launch(train_batches, nprocs=1)")
+    error = result.error_in_exec
+    assert isinstance(error, repro.LaunchError), error
+    lines = error.traceback.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    # Each of the user's frames with its line, as a cell's traceback shows them, and nothing else.
+    assert [line.strip() for line in lines[2:6:2]] == [
+        "check_batch(batch)",
+        'raise ValueError(f"batch {batch} has no labels")',
+    ]
+    assert lines[-1] == "ValueError: batch 3 has no labels" and len(lines) == 6
+    shown = capsys.readouterr().out  # IPython's rendering of the failed cell
+    assert "LaunchError" in shown and "batch 3 has no labels" in shown
+    assert "_launch.py" not in shown and "torch/multiprocessing" not in shown
+
+
 WAITING_CELL = """
 def wait_forever(rank, folder):
     import os
@@ -222,8 +263,10 @@ def test_ctrl_c_in_the_parent_stops_every_rank(tmp_path: Any) -> None:
     pids: list[int] = []
 
     def interrupt_once_both_run(signum: int, frame: Any) -> None:
-        if not pids and len(list(tmp_path.glob("*.pid"))) == 2:
-            pids.extend(int(p.read_text()) for p in tmp_path.glob("*.pid"))
+        written = [p.read_text() for p in tmp_path.glob("*.pid")]
+        # A rank may have created its file and not yet written it: wait for both pids.
+        if not pids and len(written) == 2 and all(written):
+            pids.extend(map(int, written))
             raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGALRM, interrupt_once_both_run)

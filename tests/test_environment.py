@@ -23,8 +23,9 @@ import torch
 
 import repro
 from repro import _session, frameworks
-from repro._capture import ENVIRONMENT_VARIABLES, clean_remote, format_environment
+from repro._capture import clean_remote, format_environment
 from repro._config import CONFIG_KEYS
+from repro._environ import RECORDED
 
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRET1",
@@ -120,7 +121,7 @@ def test_environment_reads_only_the_allow_listed_variables(
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     env = repro.environment()
     assert env["environ"]["OMP_NUM_THREADS"] == "3"
-    assert set(env["environ"]) <= set(ENVIRONMENT_VARIABLES)
+    assert set(env["environ"]) <= set(RECORDED)
 
 
 def test_no_secret_path_host_or_user_name_reaches_any_output(

@@ -106,3 +106,16 @@ def test_works_without_torch_installed() -> None:
     ok, same, profile, torch_importable = json.loads(out.strip().splitlines()[-1])
     assert ok == [True] * 5
     assert same and profile == "debug" and not torch_importable
+
+
+def test_a_plugin_finds_repro_warning_where_it_always_did() -> None:
+    import warnings
+
+    import repro
+    from repro.frameworks.base import ReproWarning
+
+    assert ReproWarning is repro.ReproWarning and issubclass(ReproWarning, UserWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        repro.rng()  # no session seed: repro warns with its own category
+    assert [w.category for w in caught] == [ReproWarning]

@@ -42,8 +42,11 @@ class Kernel:
         self.manager = manager
         self.client = manager.client()
 
-    def run(self, code: str) -> tuple[dict[str, Any], str]:
-        """Execute ``code``; return the execute_reply's content and everything printed."""
+    def run(self, code: str, cell_id: str | None = None) -> tuple[dict[str, Any], str]:
+        """Execute ``code``; return the execute_reply's content and everything printed.
+
+        With ``cell_id``, the request carries it in its metadata, as a notebook frontend's does.
+        """
         printed: list[str] = []
 
         def collect(msg: dict[str, Any]) -> None:
@@ -52,7 +55,28 @@ class Kernel:
             elif msg["msg_type"] == "error":
                 printed.append("\n".join(msg["content"]["traceback"]))
 
-        reply = self.client.execute_interactive(code, output_hook=collect, timeout=TIMEOUT_S)
+        if cell_id is None:
+            reply = self.client.execute_interactive(code, output_hook=collect, timeout=TIMEOUT_S)
+        else:
+            content = {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            }
+            msg = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+            self.client.shell_channel.send(msg)
+            while True:
+                out = self.client.get_iopub_msg(timeout=TIMEOUT_S)
+                if out["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+                    continue
+                if out["msg_type"] == "status" and out["content"]["execution_state"] == "idle":
+                    break
+                collect(out)
+            reply = self.client.get_shell_msg(timeout=TIMEOUT_S)
+            assert reply["parent_header"]["msg_id"] == msg["header"]["msg_id"]
         content = reply["content"]
         assert content["status"] == "ok", "".join(printed)
         return content, "".join(printed)
@@ -150,8 +174,11 @@ def test_export_magic_sends_a_set_next_input_payload_that_replaces_nothing(
     kernel: Kernel,
 ) -> None:
     kernel.run("%load_ext repro\n%repro 42 -p final\nconfig = 'mine'")
-    content, printed = kernel.run("%repro export --param lr=0.001 --param model=ResNet18")
-    assert "config cell inserted below" in printed
+    # As JupyterLab and Notebook 7 send it: the request names its cell, so a notebook inserts it.
+    content, printed = kernel.run(
+        "%repro export --param lr=0.001 --param model=ResNet18", cell_id="a1b2c3"
+    )
+    assert printed == "repro: config cell inserted below\n"
     (payload,) = content["payload"]
     assert payload["source"] == "set_next_input"
     assert payload["replace"] is False
@@ -162,3 +189,18 @@ def test_export_magic_sends_a_set_next_input_payload_that_replaces_nothing(
     assert config["environment"]["hashing"] == {"randomized": False, "seed": HASH_SEED}
     # the text was only sent: nothing of it ran in the kernel
     assert kernel.value("config") == "mine"
+
+
+def test_export_magic_from_a_client_that_names_no_cell_prints_the_cell(kernel: Kernel) -> None:
+    # nbclient and consoles send no cell id: no notebook inserts the cell, so it is printed.
+    kernel.run("%load_ext repro\n%repro 42 -p final")
+    content, printed = kernel.run("%repro export --param lr=0.001")
+    assert "inserted" not in printed
+    assert printed.startswith("repro: no notebook here can insert a cell")
+    source = printed.split("\n\n", 1)[1].rstrip("\n")
+    assert source.endswith("differences = repro.apply_config(config)")
+    config = ast.literal_eval(ast.parse(source).body[1].value)
+    assert (config["seed"], config["profile"], config["params"]) == (42, "final", {"lr": 0.001})
+    # A console that acts on set_next_input still gets it: the same cell.
+    (payload,) = content["payload"]
+    assert payload["text"] == source

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 import torch
 from tests.helpers import guide_set_seed, streams, torch_flags
@@ -195,6 +197,46 @@ def test_load_twice_unload_reload(shell, capsys) -> None:
     assert run(shell, "%repro 1 -q").success
 
 
+def test_a_raising_subscriber_is_reported_once_and_the_others_still_run(shell) -> None:
+    from repro import _extension
+
+    seen: list[bool] = []
+
+    def broken(result) -> None:
+        raise KeyError("a closed view")
+
+    unsubscribe = [
+        _extension.on_cell_end(broken),
+        _extension.on_cell_end(lambda result: seen.append(result.success)),
+    ]
+    try:
+        with pytest.warns(RuntimeWarning, match="broken failed: KeyError") as caught:
+            first = run(shell, "x = 1")
+            second = run(shell, "1 / 0")
+    finally:
+        for u in unsubscribe:
+            u()
+    assert first.success and not second.success
+    assert len([w for w in caught if "broken" in str(w.message)]) == 1  # reported once
+    assert seen == [True, False]  # the next subscriber ran after both cells
+
+
+def test_the_extension_hub_imports_no_shell() -> None:
+    import ast
+    import inspect
+
+    from repro import _extension
+
+    tree = ast.parse(inspect.getsource(_extension))
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert not any(name and name.startswith("repro") for name in imported), imported
+
+
 def test_help_has_examples(shell) -> None:
     doc = shell.find_line_magic("repro").__doc__
     assert "%repro 42 --deterministic" in doc and "--warn-only" in doc and "%%repro" in doc
@@ -205,3 +247,143 @@ def test_profiles_subcommand(shell, capsys) -> None:
     text = repr(result.result)
     for name in ("debug", "final", "search", "production"):
         assert name in text
+
+
+# --- first contact: help, typos, the hashing fix, export where nothing inserts cells ---------
+
+
+@pytest.mark.parametrize(
+    "line", ["%repro --help", "%repro -h", "%repro 42 --help", "%repro export -h"]
+)
+def test_help_flag_prints_the_help_and_changes_nothing(shell, capsys, line) -> None:
+    run(shell, "%repro 3 -p production -q")
+    before = repro.state()
+    capsys.readouterr()
+    result = run(shell, line)
+    out = capsys.readouterr().out
+    assert result.success and result.error_in_exec is None
+    # What %repro? shows: the usage, the examples and every option.
+    assert "%repro [-d] [-p NAME]" in out
+    assert "%repro 42 --deterministic" in out and "--warn-only" in out
+    assert "%repro kernel install" in out
+    assert repro.state() == before
+
+
+def test_cell_magic_help_prints_the_help_and_runs_nothing(shell, capsys) -> None:
+    shell.user_ns["ran"] = False
+    result = run(shell, "%%repro --help\nran = True")
+    out = capsys.readouterr().out
+    assert result.success and "%repro [-d] [-p NAME]" in out and "%%repro 42 -p debug" in out
+    assert shell.user_ns["ran"] is False
+
+
+@pytest.mark.parametrize(
+    ("line", "unhinted", "suggestion"),
+    [
+        ("%repro 42 --determinstic", "unrecognized arguments: --determinstic", "--deterministic"),
+        ("%repro 42 --quite", "unrecognized arguments: --quite", "--quiet"),
+        ("%repro 42 --warnonly", "unrecognized arguments: --warnonly", "--warn-only"),
+        ("%repro pannel", "got 'pannel'", "panel"),
+        ("%repro exprot", "got 'exprot'", "export"),
+        ("%repro kernl install", "unrecognized arguments: install", "kernel"),
+        ("%repro 1 -p fianl", "unknown profile 'fianl'", "final"),
+        ("%repro 1 --profile=prodution", "unknown profile 'prodution'", "production"),
+        ("%repro randm", "got 'randm'", "random"),
+        ("%%repro 1 --determinstic\nx = 1", "unrecognized arguments", "--deterministic"),
+    ],
+)
+def test_a_typo_is_one_usage_error_that_names_the_closest_word(
+    shell, capsys, line, unhinted, suggestion
+) -> None:
+    run(shell, "%repro 3 -p production -q")
+    before, flags = repro.state(), torch_flags()
+    capsys.readouterr()
+    result = run(shell, line)
+    captured = capsys.readouterr()
+    text = (captured.out + captured.err).strip()
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert unhinted in text and f"(did you mean `{suggestion}`?)" in text
+    assert len(text.splitlines()) == 1 and "Traceback" not in text
+    assert repro.state() == before and torch_flags() == flags
+
+
+@pytest.mark.parametrize("line", ["%repro 1 --zzzz", "%repro qqqqqq", "%repro 1 -p xyzzy"])
+def test_a_word_like_no_known_one_gets_no_suggestion(shell, capsys, line) -> None:
+    result = run(shell, line)
+    captured = capsys.readouterr()
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert "did you mean" not in captured.out + captured.err
+
+
+def test_the_headline_command_shows_the_hashing_fix_where_it_warns(shell, capsys) -> None:
+    run(shell, "%repro 42 --deterministic")
+    out = capsys.readouterr().out
+    st = repro.state()
+    if st.hash_fixed:  # a run under PYTHONHASHSEED: nothing to fix, nothing said
+        assert "⚠" not in out
+        return
+    # In a shell (not a kernel) the fix is to start it again with the variable set.
+    assert st.process == "ipython"
+    assert "⚠ 1 warning" in out and "str hashing is randomized in this IPython session" in out
+    assert "`PYTHONHASHSEED=0 ipython`" in " ".join(out.split())
+    assert "%repro shows the warnings" not in out
+
+
+def test_kernel_install_subcommand_installs_the_fixed_hash_kernel_and_explains_the_switch(
+    shell, capsys, tmp_path, monkeypatch
+) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    before = repro.state()
+    assert run(shell, "%repro kernel install --hash-seed 7").success
+    out = capsys.readouterr().out
+    spec = KernelSpecManager().get_kernel_spec("repro")
+    assert spec.env["PYTHONHASHSEED"] == "7"
+    assert spec.display_name == "Python 3 (repro, hash seed 7)"
+    assert str(tmp_path) in spec.resource_dir
+    assert "installed the kernel 'Python 3 (repro, hash seed 7)'" in out
+    assert "Change Kernel" in out and "keeps its randomized hashing" in out
+    assert repro.state() == before  # this kernel's own state is untouched
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("%repro kernel", "usage: %repro kernel install"),
+        ("%repro kernel remove", "invalid choice"),
+        ("%repro kernel install --hash-seed x", "hash seed must be an integer"),
+        ("%repro kernel install --hash-seed 4294967296", "0 <= seed < 2**32"),
+    ],
+)
+def test_kernel_install_bad_input_is_one_usage_error_and_installs_nothing(
+    shell, capsys, tmp_path, monkeypatch, line, message
+) -> None:
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    result = run(shell, line)
+    captured = capsys.readouterr()
+    text = (captured.out + captured.err).strip()
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert message in text and len(text.splitlines()) == 1
+    assert not list(tmp_path.rglob("kernel.json"))
+
+
+def test_export_without_a_notebook_prints_the_cell_instead_of_claiming_it(shell, capsys) -> None:
+    # A plain InteractiveShell has no frontend that inserts cells: nothing is "inserted below".
+    run(shell, "%repro 42 -p final -q")
+    capsys.readouterr()
+    assert run(shell, "%repro export --param lr=0.001").success
+    out = capsys.readouterr().out
+    assert "inserted" not in out
+    assert out.startswith("repro: no notebook here can insert a cell")
+    source = out.split("\n\n", 1)[1].rstrip("\n")
+
+    def config(cell: str) -> dict:
+        value = ast.literal_eval(ast.parse(cell).body[1].value)
+        del value["environment"]["captured"]  # the second it was exported
+        return value
+
+    # The cell printed is the whole cell: what repro.config_cell gives, runnable as it is.
+    assert source.endswith("differences = repro.apply_config(config)")
+    assert config(source) == config(repro.config_cell({"lr": 0.001}))
+    assert config(source)["params"] == {"lr": 0.001} and config(source)["seed"] == 42

@@ -147,9 +147,14 @@ def test_widgets_without_a_frontend_plain_shell(shell: Any) -> None:
     assert result.success
     p = result.result
     try:
-        # What a terminal shows instead of the widget: one line that says where it draws.
-        text = repr(p)
-        assert "\n" not in text and "JupyterLab" in text and "%repro" in text, text
+        # What a terminal shows instead of the widget: the state's summary, whole, and where
+        # the widget draws (ipywidgets' own text is cut at 110 characters).
+        formatted, _ = shell.display_formatter.format(p)
+        text = formatted["text/plain"]
+        first, second = text.splitlines()
+        assert first == f"repro panel: {repro.state().summary()}" and "…" not in text
+        assert "JupyterLab" in second and "%repro" in second and len(second) <= 100, text
+        assert repr(p) == first
         p.export_button.click()  # no frontend to insert a cell: the code is shown instead
         assert "cannot insert cells" in p.status.value
         assert "repro.apply_config(config)" in p.code.value
@@ -209,13 +214,14 @@ def test_not_in_ipython_at_all() -> None:
         """
         import sys
         import repro
-        assert "IPython" not in sys.modules or True
         repro.setup(42, "debug")
         import random, numpy as np, torch
         print(repro.state().seed, repro.state().profile)
         with repro.scope(1, "production"):
             pass
         print(repro.state().profile)
+        # The core ran without IPython: only the panel (ipywidgets) below may bring it in.
+        print("IPython loaded:", "IPython" in sys.modules)
         p = repro.panel()   # ipywidgets works without a kernel; nothing draws it
         print(repr(p))
         print(repro.config_cell().splitlines()[0])
@@ -227,7 +233,8 @@ def test_not_in_ipython_at_all() -> None:
     )
     lines = run_python(code).strip().splitlines()
     assert lines[0] == "42 debug" and lines[1] == "debug"
-    assert lines[2].startswith("repro panel: seed 42") and "JupyterLab" in lines[2]
-    assert lines[3].startswith("# repro config")
-    assert lines[4].startswith("check: no config has been applied")
-    record("missing-no-ipython", checks=5)
+    assert lines[2] == "IPython loaded: False"
+    assert lines[3].startswith("repro panel: seed 42 · profile debug · ") and len(lines[3]) < 110
+    assert lines[4].startswith("# repro config")
+    assert lines[5].startswith("check: no config has been applied")
+    record("missing-no-ipython", checks=6)

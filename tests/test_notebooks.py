@@ -135,7 +135,17 @@ def test_quickstart_shows_the_panel_and_round_trips_the_exported_config(
     nb = run(executed, "01-quickstart.ipynb")
     panel = cell(nb, "panel").outputs
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in panel)
-    assert "config cell inserted below" in text(cell(nb, "export"))
+    # Saved beside the widget: the panel as it was (opened before running, the notebook shows
+    # it) and a text that is whole, not cut by ipywidgets at 110 characters.
+    (bundle,) = [o.data for o in panel if "text/html" in o.get("data", {})]
+    assert "Sources of randomness" in bundle["text/html"] and "seed 42" in bundle["text/html"]
+    assert "…" not in bundle["text/plain"]
+    # nbclient cannot insert a cell: export says so and prints the cell instead.
+    export = text(cell(nb, "export"))
+    assert "inserted" not in export and "no notebook here can insert a cell" in export
+    assert export.rstrip().endswith("differences = repro.apply_config(config)")
+    # The headline command's warning carries its fix, for a kernel.
+    assert "`%repro kernel install`" in text(cell(nb, "seed"))
     config = text(cell(nb, "config"))
     assert '"seed": 42,' in config and '"profile": "debug",' in config
     assert "applied config: seed 42" in config

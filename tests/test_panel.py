@@ -4,6 +4,7 @@ and the panel really follows changes made elsewhere (API, magics, other panels).
 from __future__ import annotations
 
 import ast
+import html
 import random
 import re
 import warnings
@@ -173,6 +174,20 @@ def test_bad_seed_shows_an_error_and_changes_nothing(panels: list[Panel], text: 
     p.apply_button.click()
     assert "2**32" in error_text(p)
     assert repro.state().seed == 3
+    with pytest.raises(ValueError) as typed:  # the same words as %repro's
+        repro._seed.parse_seed(text)
+    assert str(typed.value) in html.unescape(error_text(p))
+
+
+def test_typing_random_in_the_seed_box_draws_a_fresh_seed_as_the_magic_does(
+    panels: list[Panel],
+) -> None:
+    p = new_panel(panels)
+    p.seed_text.value = " random "
+    p.apply_button.click()
+    drawn = repro.state().seed
+    assert drawn is not None and p.seed_text.value == str(drawn)
+    assert f"with {drawn}" in p.status.value and "repro-error" not in p.status.value
 
 
 def test_failing_profile_switch_shows_error_and_the_real_profile(panels: list[Panel]) -> None:
@@ -285,6 +300,30 @@ def test_unload_detaches_every_panel(shell, panels: list[Panel]) -> None:
     shell.run_cell("%load_ext repro")
 
 
+def test_a_panel_without_load_ext_loads_the_extension_and_unload_detaches_it(
+    panels: list[Panel],
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    if "repro" in shell.extension_manager.loaded:
+        shell.run_cell("%unload_ext repro")
+    assert shell.find_line_magic("repro") is None
+    p = new_panel(panels)
+    try:
+        # Loaded as %load_ext loads it: the magics are there, and the panel follows the cells.
+        assert "repro" in shell.extension_manager.loaded and shell.find_line_magic("repro")
+        shell.run_cell("import random; random.seed(3)")
+        assert "seed none" in p.header.value and "moved" not in p.sources.value
+        shell.run_cell("%repro 5 -q")
+        shell.run_cell("random.random()")
+        assert "moved" in p.sources.value  # refreshed after a cell, not only on a change
+        shell.run_cell("%unload_ext repro")
+        assert "unloaded" in p.status.value and p.apply_button.disabled
+    finally:
+        shell.run_cell("%unload_ext repro")
+
+
 def test_magic_returns_a_panel(shell, panels: list[Panel]) -> None:
     result = shell.run_cell("%repro panel")
     assert result.success
@@ -372,3 +411,58 @@ def test_export_error_shows_in_the_panel(
     p = new_panel(panels)
     p.export_button.click()
     assert "cannot capture the environment" in error_text(p)
+
+
+# --- what a saved notebook and a terminal show -----------------------------------------------
+
+
+def test_the_panels_bundle_keeps_a_static_view_and_a_whole_text(shell, panels: list[Panel]) -> None:
+    repro.setup(4294967295, "final", deterministic_algorithms="warn")
+    p = new_panel(panels)
+    st = repro.state()
+    data, _ = shell.display_formatter.format(p)
+    # The widget, for a live frontend.
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == p.model_id
+    # The text, whole: ipywidgets would cut it at 110 characters with an ellipsis.
+    text = data["text/plain"]
+    assert text.splitlines()[0] == f"repro panel: {st.summary()}" and "…" not in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    # The static HTML view: what the panel draws, from the same fragments.
+    page = data["text/html"]
+    assert p.sources.value in page and p.settings.value in page and p.header.value in page
+    assert (p.warnings.value in page) and "run the cell for the live panel" in page
+
+
+def test_warnings_show_code_as_code(panels: list[Panel]) -> None:
+    repro.setup(1, "debug")
+    p = new_panel(panels)
+    st = repro.state()
+    if st.hash_fixed:
+        pytest.skip("this run's hashing is fixed: no warning holds code")
+    assert "`" in " ".join(st.warnings)  # the text form marks code with backticks...
+    assert "`" not in p.warnings.value and "<code>" in p.warnings.value  # ...the panel draws it
+
+
+def test_the_hashing_fix_is_a_button_only_in_a_kernel_with_randomized_hashing(
+    panels: list[Panel], monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    import repro._state as state_module
+
+    p = new_panel(panels)
+    assert p.kernel_button.layout.display == "none"  # not a kernel: nothing to install
+    monkeypatch.setattr(state_module, "process_kind", lambda: "kernel")
+    monkeypatch.setattr(state_module, "hash_seed", lambda: None)
+    p.refresh()
+    assert p.kernel_button.layout.display is None
+    assert "%repro kernel install" in p.warnings.value
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    before = repro.state()
+    p.kernel_button.click()
+    spec = KernelSpecManager().get_kernel_spec("repro")
+    assert spec.env["PYTHONHASHSEED"] == "0" and str(tmp_path) in spec.resource_dir
+    said = html.unescape(p.status.value)
+    assert "installed the kernel 'Python 3 (repro, hash seed 0)'" in said
+    assert "Change Kernel" in said and "repro-error" not in said
+    assert repro.state() == before

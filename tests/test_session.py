@@ -131,6 +131,24 @@ def test_snapshot_restores_rng_flags_env_and_session() -> None:
     assert streams(2) == expected
 
 
+def test_the_session_is_a_value_and_history_outlives_a_scope() -> None:
+    import dataclasses
+
+    repro.setup(4, "final", cudnn_benchmark=False)
+    before = _session.current()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        before.seed = 5  # type: ignore[misc]
+    changes = _session.history().generation
+    with repro.scope(9, "production"):
+        inside = _session.current()
+        _session.record_verdict("NOT reproducible: run 2 differs")
+    assert inside.seed == 9 and before.seed == 4  # a change replaced the value, never edited it
+    assert _session.current() == before  # the settings are back, every field of them
+    # What happened is not rolled back: the verdict and the count of changes stay.
+    assert repro.state().last_verify == "NOT reproducible: run 2 differs"
+    assert _session.history().generation > changes
+
+
 def test_reset_forgets_seed_and_profile_but_not_the_generators() -> None:
     repro.setup(6, "debug")
     expected = streams(2)

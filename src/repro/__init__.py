@@ -15,16 +15,17 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from repro._data import dataloader_kwargs, rng, seed_worker
-from repro._distributed import LaunchError, launch, rank_seed, seed_from_env
+from repro._launch import LaunchError, launch, seed_from_env
 from repro._profiles import Profile, Settings, get_profile, profiles, register_profile
+from repro._ranks import rank_seed
 from repro._session import scope, seed, setup, use_profile
 from repro._state import State, hash_seed, state
-from repro.frameworks.base import Framework, ReproWarning
+from repro._version import __version__
+from repro._warning import ReproWarning
+from repro.frameworks.base import Framework
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Framework",
@@ -81,19 +82,25 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    """``%load_ext repro``: register ``%repro`` and ``%%repro`` (once, however often loaded)."""
-    from repro._extension import load
+    """``%load_ext repro``: register ``%repro`` and ``%%repro`` and the cell callbacks (once,
+    however often loaded); deterministic-mode failures get their explanation under the
+    traceback."""
+    from repro import _diagnostics, _extension
+    from repro._magics import ReproMagics
 
     _check_shell(ipython)
-    load(ipython)
+    ipython.register_magics(ReproMagics)
+    _extension.load(ipython, _diagnostics.after_cell)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    """``%unload_ext repro``: remove the magics and the event callbacks."""
-    from repro._extension import unload
+    """``%unload_ext repro``: remove the magics and the event callbacks; tell the views."""
+    from repro import _extension
 
     _check_shell(ipython)
-    unload(ipython)
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("repro", None)
+    _extension.unload(ipython)
 
 
 def _check_shell(ipython: Any) -> None:

@@ -3,7 +3,7 @@
 :func:`environment` captures it, in process and in milliseconds, as plain data;
 :func:`format_environment` writes it for people (``repro info``). Nothing here imports
 a framework or initialises CUDA, and nothing reads an environment variable outside
-:data:`ENVIRONMENT_VARIABLES`, so tokens and keys in the environment never reach the output.
+:data:`repro._environ.RECORDED`, so tokens and keys in the environment never reach the output.
 """
 
 from __future__ import annotations
@@ -23,25 +23,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from repro import _session
 from repro import frameworks as _frameworks
-from repro._state import state
+from repro._environ import RECORDED
+from repro._state import hash_text, state
+from repro._version import __version__
 
-__all__ = ["ENVIRONMENT_VARIABLES", "clean_remote", "environment", "format_environment"]
-
-#: The only environment variables ever read into the output: those that change results.
-ENVIRONMENT_VARIABLES = (
-    "PYTHONHASHSEED",
-    "CUBLAS_WORKSPACE_CONFIG",
-    "CUDA_VISIBLE_DEVICES",
-    "CUDA_LAUNCH_BLOCKING",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "NVIDIA_TF32_OVERRIDE",
-    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
-    *(name for name in _session.ENV_VARS if name.startswith("REPRO_")),
-)
+__all__ = ["clean_remote", "environment", "format_environment", "hashing_text", "show"]
 
 #: Bounds each git call: a huge or hung repository costs at most this, and the git
 #: facts are then reported as unknown.
@@ -60,7 +47,7 @@ def environment(*, repository: str | os.PathLike[str] | None = None) -> dict[str
     ``os``, ``frameworks`` (one entry per registered framework: version, whether
     imported, and what its adapter's ``describe()`` adds: CUDA, cuDNN, threads,
     default dtype, GPUs), ``blas`` and ``openmp`` (the loaded native thread pools,
-    from threadpoolctl), ``environ`` (only :data:`ENVIRONMENT_VARIABLES` that are
+    from threadpoolctl), ``environ`` (only :data:`repro._environ.RECORDED` that are
     set) and ``git`` (commit, branch, dirty, remote without credentials; ``None``
     outside a repository).
 
@@ -70,23 +57,21 @@ def environment(*, repository: str | os.PathLike[str] | None = None) -> dict[str
     but two bounded git calls. No path, host or user name
     is included.
     """
-    import repro
-
     if repository is not None and not isinstance(repository, (str, os.PathLike)):
         raise TypeError(
             f"repository must be a path (str or os.PathLike), got {type(repository).__name__}"
         )
     if isinstance(repository, str) and "\0" in repository:
         raise ValueError("repository must be a path, got a string with a NUL character")
-    snapshot = state()
+    now = state()
     return {
-        "repro": repro.__version__,
+        "repro": __version__,
         "captured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seed": snapshot.seed,
-        "profile": snapshot.profile,
-        "overrides": _plain(dict(snapshot.overrides)),
-        "backend_flags": _plain(dict(snapshot.settings)),
-        "hashing": {"randomized": snapshot.hash_seed is None, "seed": snapshot.hash_seed},
+        "seed": now.seed,
+        "profile": now.profile,
+        "overrides": _plain(dict(now.overrides)),
+        "backend_flags": _plain(dict(now.settings)),
+        "hashing": {"randomized": now.hash_seed is None, "seed": now.hash_seed},
         "python": {
             "implementation": platform.python_implementation(),
             "version": platform.python_version(),
@@ -98,7 +83,7 @@ def environment(*, repository: str | os.PathLike[str] | None = None) -> dict[str
         },
         "frameworks": _describe_frameworks(),
         **_thread_pools(),
-        "environ": {name: os.environ[name] for name in ENVIRONMENT_VARIABLES if name in os.environ},
+        "environ": {name: os.environ[name] for name in RECORDED if name in os.environ},
         "git": _git(Path(repository) if repository is not None else _notebook_folder()),
     }
 
@@ -288,22 +273,23 @@ def _plain(value: Any) -> Any:
 # --- text for people ----------------------------------------------------------------
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """A value of :func:`environment`'s dict for people: ``none``, lists and dicts inline."""
     if value is None:
         return "none"
     if isinstance(value, list):
-        return ", ".join(map(_show, value)) or "none"
+        return ", ".join(map(show, value)) or "none"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_show(v)}" for k, v in value.items()) or "none"
+        return ", ".join(f"{k} {show(v)}" for k, v in value.items()) or "none"
     return str(value)
 
 
-def _hashing_text(hashing: Any) -> str:
+def hashing_text(hashing: Any) -> str:
+    """:func:`environment`'s ``hashing`` entry in the words the state uses (``unknown`` if
+    a recorded config lacks it)."""
     if not isinstance(hashing, dict):
         return "unknown"
-    if hashing.get("randomized"):
-        return "randomized"
-    return f"fixed (PYTHONHASHSEED={hashing.get('seed')})"
+    return hash_text(None if hashing.get("randomized") else hashing.get("seed"))
 
 
 def format_environment(env: dict[str, Any]) -> str:
@@ -313,18 +299,18 @@ def format_environment(env: dict[str, Any]) -> str:
     rows.append(("repro", f"{env.get('repro')} · captured {env.get('captured')}"))
     rows.append(("python", f"{python.get('implementation')} {python.get('version')}"))
     rows.append(("os", f"{system.get('system')} {system.get('release')} {system.get('machine')}"))
-    rows.append(("seed", _show(env.get("seed"))))
-    profile = _show(env.get("profile"))
+    rows.append(("seed", show(env.get("seed"))))
+    profile = show(env.get("profile"))
     if env.get("overrides"):
-        profile += f" ({_show(env['overrides'])})"
+        profile += f" ({show(env['overrides'])})"
     rows.append(("profile", profile))
-    rows.append(("str hashing", _hashing_text(env.get("hashing"))))
+    rows.append(("str hashing", hashing_text(env.get("hashing"))))
     for name, facts in env.get("frameworks", {}).items():
         status = "" if facts.get("imported") else " (not imported)"
         rows.append((name, f"{facts.get('version')}{status}"))
         for key, value in facts.items():
             if key not in ("version", "imported", "note"):
-                rows.append((f"  {key}", _show(value)))
+                rows.append((f"  {key}", show(value)))
     for kind in ("blas", "openmp"):
         for pool in env.get(kind, []):
             details = [pool.get("library"), pool.get("version"), f"{pool.get('threads')} threads"]
@@ -334,7 +320,7 @@ def format_environment(env: dict[str, Any]) -> str:
                 (f"{kind.upper() if kind == 'blas' else 'OpenMP'} ({pool.get('package')})", shown)
             )
     for flag, value in env.get("backend_flags", {}).items():
-        rows.append((f"  {flag}", _show(value)))
+        rows.append((f"  {flag}", show(value)))
     for name, value in env.get("environ", {}).items():
         rows.append((name, value))
     git = env.get("git")

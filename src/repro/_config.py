@@ -16,7 +16,8 @@ from typing import Any
 
 from repro import _session
 from repro._bounds import check_bounds
-from repro._capture import ENVIRONMENT_VARIABLES, _hashing_text, _show, environment
+from repro._capture import environment, hashing_text, show
+from repro._environ import AFFECTING_RESULTS, RECORDED, WRITTEN
 from repro._profiles import get_profile
 from repro._seed import check_seed
 from repro._shown import shown
@@ -25,12 +26,8 @@ __all__ = ["CONFIG_KEYS", "apply_config", "check", "config_cell"]
 
 #: The keys of a config dict, in the order the cell writes them.
 CONFIG_KEYS = ("seed", "profile", "settings", "params", "environment")
-# Environment variables that change numerical results (the others change speed or devices).
-_RESULT_VARIABLES = frozenset(
-    {"CUBLAS_WORKSPACE_CONFIG", "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"}
-)
 # repro writes these itself on every seed; the hash seed the process started with is what counts.
-_DERIVED_VARIABLES = frozenset({"PYTHONHASHSEED", *_session.ENV_VARS} - {"CUBLAS_WORKSPACE_CONFIG"})
+_DERIVED_VARIABLES = frozenset(WRITTEN) - {"CUBLAS_WORKSPACE_CONFIG"}
 # Backend flags read for information only: hardware facts, or the cuDNN version reported twice.
 _INFORMATIONAL_FLAGS = frozenset({"cudnn_available", "cudnn_version", "cuda_initialized"})
 # Keys of the environment that are the session's, written at the top of a config instead.
@@ -210,7 +207,7 @@ def _facts(env: dict[str, Any]) -> dict[str, _Fact]:
         "profile": _Fact("profile", env.get("profile"), True),
     }
     if "hashing" in env:
-        facts["hashing"] = _Fact("str hashing", _hashing_text(env["hashing"]), True)
+        facts["hashing"] = _Fact("str hashing", hashing_text(env["hashing"]), True)
     python = _section(env, "python")
     for key, label in (("implementation", "Python implementation"), ("version", "Python")):
         if key in python:
@@ -252,13 +249,13 @@ def _facts(env: dict[str, Any]) -> dict[str, _Fact]:
     for flag, value in _section(env, "backend_flags").items():
         facts[f"flag.{flag}"] = _Fact(flag, value, flag not in _INFORMATIONAL_FLAGS, needs="torch")
     environ = _section(env, "environ")
-    for name in ENVIRONMENT_VARIABLES:
+    for name in RECORDED:
         if name in _DERIVED_VARIABLES:
             continue
         # repro sets CUBLAS_WORKSPACE_CONFIG itself once torch is imported under a profile.
         needs = "torch" if name == "CUBLAS_WORKSPACE_CONFIG" else None
         facts[f"env.{name}"] = _Fact(
-            name, environ.get(name, "unset"), name in _RESULT_VARIABLES, needs=needs
+            name, environ.get(name, "unset"), name in AFFECTING_RESULTS, needs=needs
         )
     git = env.get("git")
     if isinstance(git, dict):
@@ -293,11 +290,11 @@ def _differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[tupl
         if now is None:
             if was.report_missing:
                 found.append(
-                    (f"{was.label} {_show(was.value)} → not installed", was.affects_results)
+                    (f"{was.label} {show(was.value)} → not installed", was.affects_results)
                 )
             continue
         if now.value != was.value:
-            line = f"{was.label} {_show(was.value)} → {_show(now.value)}"
+            line = f"{was.label} {show(was.value)} → {show(now.value)}"
             found.append(
                 (line if was.affects_results else f"{line} (informational)", was.affects_results)
             )
@@ -391,7 +388,7 @@ def apply_config(config: dict[str, Any], strict: bool = False, *, quiet: bool = 
 
 
 def _report(seed: int | None, profile: str | None, lines: list[str]) -> str:
-    applied = f"repro: applied config: seed {_show(seed)} · profile {_show(profile)}"
+    applied = f"repro: applied config: seed {show(seed)} · profile {show(profile)}"
     if not lines:
         return f"{applied}; this kernel matches the recorded environment"
     head = f"{applied}; {len(lines)} difference{'s' if len(lines) > 1 else ''} from the recording:"

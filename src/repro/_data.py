@@ -9,9 +9,9 @@ from typing import Any
 
 import xxhash
 
-from repro import _distributed
+from repro import _ranks
 from repro._session import current, effective_seed
-from repro.frameworks.base import ReproWarning
+from repro._warning import ReproWarning
 
 __all__ = ["dataloader_kwargs", "rng", "seed_worker", "worker_seed_sequence"]
 
@@ -88,11 +88,9 @@ def dataloader_kwargs(seed: int | None = None, *, rank: int | None = None) -> di
     """
     torch = _torch()
     value = _session_seed(seed, "dataloader_kwargs()")
-    ranked = _distributed.resolve_rank(rank)
-    if ranked is None:
-        ranked = current().rank
+    ranked = _ranks.resolve_rank(rank, current().rank)
     generator = torch.Generator()
-    generator.manual_seed(value if ranked is None else _distributed.rank_seed(value, ranked))
+    generator.manual_seed(value if ranked is None else _ranks.rank_seed(value, ranked))
     return {"generator": generator, "worker_init_fn": seed_worker}
 
 

@@ -9,6 +9,8 @@ The original traceback is always shown first and unchanged; repro adds lines und
 from __future__ import annotations
 
 import contextlib
+import linecache
+import os
 import re
 import sys
 import warnings
@@ -92,12 +94,88 @@ def _operation(message: str) -> str | None:
     return None
 
 
+def _module(frame: Any) -> str:
+    return frame.f_globals.get("__name__", "") or ""
+
+
+def _is_torch(module: str) -> bool:
+    return module == "torch" or module.startswith("torch.")
+
+
+#: Frames between the warning and the user's code that are neither torch nor the user's.
+_PLUMBING = ("warnings", "contextlib", "repro")
+
+
+def _public_name(frame: Any) -> str | None:
+    """The name a user knows a torch frame's function by (``torch.nn.MaxUnpool1d``,
+    ``torch.nn.functional.max_unpool1d``), or ``None`` for torch's private plumbing."""
+    code = frame.f_code
+    if code.co_name.startswith(("_", "<")):
+        return None
+    module = _module(frame)
+    qualname = getattr(code, "co_qualname", code.co_name)  # Python >= 3.11
+    if "." not in qualname and "self" in frame.f_locals:  # a method, on Python 3.10
+        qualname = f"{type(frame.f_locals['self']).__name__}.{qualname}"
+    if "<locals>" in qualname:
+        return None
+    cls, _, method = qualname.rpartition(".")
+    if module.startswith("torch.nn.modules.") and cls:
+        # A layer is called, not its forward: nn.MaxUnpool1d(2)(x, i).
+        return f"torch.nn.{cls}" if method == "forward" else f"torch.nn.{qualname}"
+    if module == "torch._tensor":
+        return f"torch.{qualname}"
+    return f"{module}.{qualname}"
+
+
+def _called_where(frame: Any) -> tuple[str | None, str | None]:
+    """From the stack at a torch warning: the torch call the user made, and the user's line.
+
+    Walks out from ``frame``: the outermost public torch function passed on the way is what
+    the user called; the first frame that is not torch's (nor warnings' or repro's) is theirs.
+    """
+    public = None
+    while frame is not None:
+        module = _module(frame)
+        if _is_torch(module):
+            public = _public_name(frame) or public
+        elif module.split(".")[0] not in _PLUMBING:
+            return public, _place(frame)
+        frame = frame.f_back
+    return public, None
+
+
+def _place(frame: Any) -> str:
+    """``line 5: y = unpool(x, i)`` in a cell, ``train.py:12 in step: ...`` in a file."""
+    filename, lineno, name = frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+    where = (
+        f"{os.path.basename(filename)}:{lineno}" if os.path.isfile(filename) else f"line {lineno}"
+    )
+    if name != "<module>":
+        where += f" in {name}"
+    text = linecache.getline(filename, lineno).strip()
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{where}: {text}" if text else where
+
+
+def _label(op: str, frame: Any) -> str:
+    """One line of the listing: what the user called (torch's own name for the kernel
+    in brackets), and where."""
+    public, place = _called_where(frame)
+    short = public.rsplit(".", 1)[-1] if public else None
+    what = f"{public} ({op})" if public and short != op else op
+    return f"{what} at {place}" if place else what
+
+
 @contextlib.contextmanager
 def nondeterministic_ops() -> Iterator[Counter[str]]:
     """Collect torch's warn-only "no deterministic implementation" warnings raised inside the
     block (every occurrence) instead of showing them; other warnings show as usual, at once.
 
-    Yields the count per operation; :func:`summarize_ops` turns it into the lines shown.
+    Yields the count per operation and place, each named as the user called it
+    (``torch.nn.MaxUnpool1d (max_unpooling2d_forward_out) at line 5: ...``); torch's own
+    kernel name alone where no torch Python function was on the way (``put_``).
+    :func:`summarize_ops` turns it into the lines shown.
     """
     hits: Counter[str] = Counter()
     with warnings.catch_warnings():
@@ -111,7 +189,7 @@ def nondeterministic_ops() -> Iterator[Counter[str]]:
             if op is None:
                 shown(message, category, filename, lineno, *rest)
             else:
-                hits[op] += 1
+                hits[_label(op, sys._getframe(1))] += 1
 
         warnings.showwarning = collect
         yield hits

@@ -11,9 +11,33 @@ import re
 from repro._seed import check_seed
 from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
 
-__all__ = ["DEFAULT_KERNEL_NAME", "check_kernel_name", "install_kernel"]
+__all__ = [
+    "DEFAULT_KERNEL_NAME",
+    "check_kernel_name",
+    "install_kernel",
+    "kernel_display_name",
+    "switch_advice",
+]
 
 DEFAULT_KERNEL_NAME = "repro"
+
+
+def kernel_display_name(hash_seed: int) -> str:
+    """The name a kernel installed with ``hash_seed`` has in Jupyter's kernel menus."""
+    return f"Python 3 (repro, hash seed {hash_seed})"
+
+
+def switch_advice(display_name: str, folder: str) -> str:
+    """What to do once a fixed-hash kernel is installed from a notebook: switch to it.
+
+    The magic prints it and the panel shows it; the words are the frontends' own menus.
+    """
+    return (
+        f"repro: installed the kernel {display_name!r} ({folder}).\n"
+        "  This kernel keeps its randomized hashing: a running Python cannot change it. Switch\n"
+        "  the notebook to the new kernel (JupyterLab and Notebook 7: Kernel → Change Kernel… →\n"
+        f"  {display_name}; VS Code: Select Kernel), then run it again from the top."
+    )
 
 
 def check_kernel_name(name: str) -> str:
@@ -51,7 +75,7 @@ def install_kernel(
         kernel_spec_manager=KernelSpecManager(),
         user=user and prefix is None,
         kernel_name=name,
-        display_name=display_name or f"Python 3 (repro, hash seed {hash_seed})",
+        display_name=display_name or kernel_display_name(hash_seed),
         prefix=prefix,
         env=env,
     )

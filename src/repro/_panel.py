@@ -8,7 +8,7 @@ on a :class:`repro.State`; :class:`Panel` is the ipywidgets plumbing.
 It stays true as cells run: one ``post_run_cell`` callback per kernel refreshes
 every live panel, and each panel subscribes to the session, so a change made
 by the API, a magic or another panel shows at once. A refresh takes a new
-snapshot and redraws only if it differs from the one last drawn.
+state and redraws only if it differs from the one last drawn.
 
 Export inserts the config cell (:func:`repro.config_cell`) below the panel's
 cell through ipylab's ``JupyterFrontEnd`` (JupyterLab 4, Notebook 7); where no
@@ -26,9 +26,10 @@ import ipywidgets as widgets
 
 from repro import _extension, _session
 from repro._profiles import Profile, profiles
+from repro._seed import parse_seed
 from repro._state import CSS, State, head_html, settings_html, sources_html, state, warnings_html
 
-__all__ = ["Panel", "panel", "profile_hint"]
+__all__ = ["Panel", "panel", "profile_hint", "snapshot_html"]
 
 
 def profile_hint(profile: Profile | None) -> str:
@@ -94,7 +95,7 @@ class Panel(widgets.VBox):
 
     Its controls are attributes, so that code and tests can drive it like a
     person would: ``seed_text``, ``apply_button``, ``random_button``,
-    ``profile_buttons``, ``export_button``; and what it shows: ``header``,
+    ``profile_buttons``, ``export_button``, ``kernel_button``; and what it shows: ``header``,
     ``hint``, ``sources``, ``settings``, ``warnings``, ``status``, ``code``.
     """
 
@@ -131,10 +132,19 @@ class Panel(widgets.VBox):
             description="Export config cell",
             icon="file-export",
             tooltip="insert a cell below that records and re-applies this run (repro.config_cell)",
-            layout=widgets.Layout(width="auto"),
+            # never squeezed by a long status line beside it
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
         )
         self.status = widgets.HTML()
         self.code = widgets.HTML()
+        # The fix for randomized hashing, one click from its warning (shown only then).
+        self.kernel_button = widgets.Button(
+            description="Install a kernel with fixed hashing",
+            icon="wrench",
+            tooltip="%repro kernel install: a kernelspec for this Python with PYTHONHASHSEED=0",
+            layout=widgets.Layout(width="auto", display="none", align_self="flex-start"),
+        )
+        self.kernel_button.on_click(self._reporting(self._install_kernel))
 
         self.apply_button.on_click(self._reporting(self._apply_seed))
         self.random_button.on_click(self._reporting(self._random_seed))
@@ -152,6 +162,7 @@ class Panel(widgets.VBox):
                 self.hint,
                 tables,
                 self.warnings,
+                self.kernel_button,
                 widgets.HBox([self.export_button, self.status]),
                 self.code,
             ]
@@ -163,21 +174,34 @@ class Panel(widgets.VBox):
         self.refresh()
 
     def __repr__(self) -> str:
-        # What a frontend without widgets (a terminal, a headless run) shows instead.
-        return (
-            f"repro panel: {state().summary()} (widgets draw in JupyterLab, Notebook 7 or "
-            "VS Code; here, %repro shows the same state as text)"
+        # Short enough to stay whole: ipywidgets cuts a widget's repr at 110 characters.
+        return f"repro panel: {state().summary()}"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live widget, and two views of it as it is now that a saved notebook keeps.
+
+        A notebook opened before it runs (no kernel, or not trusted, so no widget) shows
+        the ``text/html`` view: the same head, tables and warnings the panel draws. Where
+        no HTML is drawn (a terminal), ``text/plain``: the summary and where to see the rest.
+        """
+        data = super()._repr_mimebundle_(**kwargs)
+        st = state()
+        data["text/plain"] = (
+            f"repro panel: {st.summary()}\n"
+            "(a live widget in JupyterLab, Notebook 7 and VS Code; %repro shows this state as text)"
         )
+        data["text/html"] = snapshot_html(st)
+        return data
 
     # -- refreshing --
 
-    def refresh(self, snapshot: State | None = None) -> bool:
+    def refresh(self, now: State | None = None) -> bool:
         """Redraw if the kernel's state differs from what was drawn; return whether it did.
 
-        Comparing snapshots (seed, profile, fingerprints, flags, warnings) and the
+        Comparing states (seed, profile, fingerprints, flags, warnings) and the
         profile registry is what keeps a cell in which nothing changed cheap.
         """
-        st = state() if snapshot is None else snapshot
+        st = state() if now is None else now
         key = (st, profiles())
         if key == self._drawn:
             return False
@@ -205,6 +229,8 @@ class Panel(widgets.VBox):
         self.sources.value = sources_html(st)
         self.settings.value = settings_html(st)
         self.warnings.value = warnings_html(st)
+        fixable = not st.hash_fixed and st.process == "kernel"
+        self.kernel_button.layout.display = None if fixable else "none"
         # The status line tells what just happened; once the kernel moves on, it is old news.
         self.status.value = ""
 
@@ -250,14 +276,8 @@ class Panel(widgets.VBox):
         self.status.value = html.escape(text)
 
     def _apply_seed(self, _button: Any = None) -> None:
-        raw = self.seed_text.value.strip()
-        try:
-            value = int(raw, 0)
-        except ValueError:
-            raise ValueError(
-                f"seed must be an integer with 0 <= seed < 2**32, got {raw!r}"
-            ) from None
-        seeded = _session.seed(value)
+        # Read as %repro reads it: decimal, 0x.., or 'random' for a fresh seed, same messages.
+        seeded = _session.seed(parse_seed(self.seed_text.value))
         self.refresh()
         self._say(f"seeded Python, NumPy and torch with {seeded}")
 
@@ -294,6 +314,13 @@ class Panel(widgets.VBox):
             "into a new cell, or run %repro export in a cell"
         )
 
+    def _install_kernel(self, _button: Any = None) -> None:
+        from repro._kernel import install_kernel, kernel_display_name, switch_advice
+
+        folder = install_kernel(hash_seed=0)
+        advice = switch_advice(kernel_display_name(0), folder).removeprefix("repro: ")
+        self._say(" ".join(advice.split()))  # the terminal's line breaks, as one paragraph
+
     # -- life cycle --
 
     def detach(self, reason: str | None = None) -> None:
@@ -309,6 +336,7 @@ class Panel(widgets.VBox):
                 self.random_button,
                 self.profile_buttons,
                 self.export_button,
+                self.kernel_button,
             ):
                 control.disabled = True
             self._say(reason)
@@ -320,6 +348,24 @@ class Panel(widgets.VBox):
         for child in _descendants(self):
             child.close()
         super().close()
+
+
+def snapshot_html(st: State) -> str:
+    """The panel as it was when its cell ran, as static HTML (what a saved notebook shows).
+
+    Inline styles carry the layout, since a notebook opened untrusted drops ``<style>``.
+    """
+    note = (
+        "<div class='repro-snapshot' style='color: #777; font-size: 11px'>"
+        "the panel as it was when this cell ran: run the cell for the live panel</div>"
+    )
+    return (
+        f"{CSS}<div class='repro-panel'>{head_html(st)}{note}"
+        # margin, not gap: JupyterLab 4.0's sanitizer keeps the one and drops the other
+        "<div class='repro-tables' style='display: flex; flex-wrap: wrap'>"
+        f"<div style='margin-right: 24px'>{sources_html(st)}</div>{settings_html(st)}</div>"
+        f"{warnings_html(st)}</div>"
+    )
 
 
 def _descendants(box: widgets.Box) -> Iterator[widgets.Widget]:
@@ -361,17 +407,17 @@ class _Live:
         return self.bridge
 
     def refresh_all(self, result: Any = None) -> None:
-        """After a cell: one snapshot, drawn by every panel that differs from it."""
+        """After a cell: one state, drawn by every panel that differs from it."""
         if not self.panels:
             return
         try:
-            snapshot = state()
+            now = state()
         except Exception as exc:
             for p in self.panels:
                 p._show_error(exc)
             return
         for p in list(self.panels):
-            p._safely(lambda p=p: p.refresh(snapshot))
+            p._safely(lambda p=p: p.refresh(now))
 
     def unload(self) -> None:
         """The extension was unloaded: every panel stops following the kernel."""
@@ -406,10 +452,15 @@ def panel() -> Panel:
     flags, the warnings with their fix, and exports the config cell. It refreshes
     after every cell and whenever the seed or profile changes; ``close()`` it to
     stop that. Several panels stay in sync.
+
+    In IPython without ``%load_ext repro``, it loads the extension (as ``%load_ext repro``
+    would, so ``%unload_ext repro`` detaches it): refreshing after each cell needs the
+    extension's cell callbacks, and only the extension registers them. Outside IPython it
+    follows the changes made through repro.
     """
     shell = _ipython()
-    if shell is not None:
-        _extension.hook(shell)  # refreshing after each cell needs the cell callbacks
+    if shell is not None and not _extension.loaded():
+        shell.extension_manager.load_extension("repro")
     p = Panel(bridge=_live.get_bridge())
     _live.add(p)
     return p

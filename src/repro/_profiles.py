@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from repro._shown import shown
+from repro._suggest import did_you_mean
 
 __all__ = [
     "ALGORITHMS",
@@ -139,7 +140,8 @@ def get_profile(name: str) -> Profile:
         return _PROFILES[name]
     except KeyError:
         raise ValueError(
-            f"unknown profile {shown(name)}; choose one of: {', '.join(_PROFILES)}"
+            f"unknown profile {shown(name)}{did_you_mean(name, _PROFILES)}; "
+            f"choose one of: {', '.join(_PROFILES)}"
         ) from None
 
 

@@ -18,23 +18,24 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import wrapt
 
-from repro import _distributed
+from repro import _environ, _ranks
 from repro import frameworks as _frameworks
 from repro._profiles import Profile, Settings, get_profile, resolve
 from repro._seed import check_seed, fresh_seed
 from repro.frameworks import Framework
 
 __all__ = [
-    "ENV_VARS",
+    "History",
     "Session",
     "Snapshot",
     "apply",
     "current",
+    "history",
     "record_verdict",
     "scope",
     "seed",
@@ -44,57 +45,43 @@ __all__ = [
     "use_profile",
 ]
 
-#: The environment variables repro may set, and that ``scope`` therefore saves and restores.
-ENV_VARS = (
-    "PYTHONHASHSEED",
-    "CUBLAS_WORKSPACE_CONFIG",
-    "REPRO_SEED",
-    "REPRO_PROFILE",
-    "REPRO_OVERRIDES",
-)
 
-
-@dataclass
+@dataclass(frozen=True)
 class Session:
-    """What repro has applied to this process. One instance, :func:`current`."""
+    """What repro has applied to this process: what a :class:`Snapshot` saves and restores.
+
+    Immutable: a change replaces the whole value (``dataclasses.replace``), so a saved
+    one cannot be changed under its holder. Read the live one with :func:`current`.
+    """
 
     seed: int | None = None
     profile: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
     settings: Settings | None = None
     #: framework name -> the seed it was given
-    seeds: dict[str, int] = field(default_factory=dict)
+    seeds: Mapping[str, int] = field(default_factory=dict)
     #: stream label -> fingerprint right after seeding ("moved" compares with it)
-    marks: dict[str, str] = field(default_factory=dict)
+    marks: Mapping[str, str] = field(default_factory=dict)
     #: warnings raised while applying settings, kept for the state's warnings
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     #: the last config applied with repro.apply_config (for ``%repro check``)
     config: dict[str, Any] | None = None
-    #: bumped on every change, so the panel can tell cheaply that nothing changed
-    generation: int = 0
-    #: the last verify verdict line (``%%repro --verify``, ``repro.verify``), or None
-    last_verify: str | None = None
     #: the rank the streams were derived for (None: one process, the guide's streams)
     rank: int | None = None
 
-    def copy(self) -> Session:
-        """An independent copy (for a snapshot)."""
-        return Session(
-            self.seed,
-            self.profile,
-            dict(self.overrides),
-            self.settings,
-            dict(self.seeds),
-            dict(self.marks),
-            list(self.notes),
-            self.config,
-            self.generation,
-            self.last_verify,
-            self.rank,
-        )
+
+@dataclass
+class History:
+    """What happened in this process, which no restore takes back."""
+
+    #: bumped on every change, so a view can tell cheaply that nothing changed
+    generation: int = 0
+    #: the last verify verdict line (``%%repro --verify``, ``repro.verify``), or None
+    last_verify: str | None = None
 
 
 _session = Session()
+_history = History()
 #: Held by every change and by every read of the whole state (``repro.state()``).
 lock = threading.RLock()
 _listeners: list[Callable[[], None]] = []
@@ -102,8 +89,19 @@ _watched: set[str] = set()
 
 
 def current() -> Session:
-    """The live session object (read it; change it only through the functions here)."""
+    """The session now (an immutable value: read it again after a change)."""
     return _session
+
+
+def history() -> History:
+    """What happened in this process: the change count and the last verify verdict."""
+    return _history
+
+
+def _set(**changes: Any) -> None:
+    """Replace the session with a copy that has ``changes`` (the one way it changes)."""
+    global _session
+    _session = replace(_session, **changes)
 
 
 def subscribe(callback: Callable[[], None]) -> Callable[[], None]:
@@ -118,7 +116,7 @@ def subscribe(callback: Callable[[], None]) -> Callable[[], None]:
 
 
 def _changed() -> None:
-    _session.generation += 1
+    _history.generation += 1
     for callback in list(_listeners):
         try:
             callback()
@@ -128,7 +126,7 @@ def _changed() -> None:
 
 def record_verdict(line: str) -> None:
     """Remember the last verify verdict (the state and the panel show it)."""
-    _session.last_verify = line
+    _history.last_verify = line
     _changed()
 
 
@@ -149,23 +147,37 @@ def effective_seed(seed: Any = None) -> tuple[int, bool]:
 # --- deferred seeding -------------------------------------------------------------
 
 
-def _sync(fw: Framework, session: Session) -> None:
-    """Bring a freshly imported framework in line with ``session``."""
+def _sync(fw: Framework, session: Session, *, undo: bool = False) -> Session:
+    """Leave ``fw``, imported just now, as if it had been imported under ``session``; return
+    ``session`` with what that seeding recorded.
+
+    The one way a framework imported late is brought in line: at its import, and when a
+    scope it was imported in ends (``undo``: it then carries the scope's seed and flags, so
+    without a seed it is reset and without a profile its flags go back to the defaults).
+    """
     if session.seed is not None:
-        value = _distributed.stream_seed(session.seed, fw.name, session.rank)
+        value = _ranks.stream_seed(session.seed, fw.name, session.rank)
         fw.seed(value)
-        session.seeds[fw.name] = value
-        session.marks.update(fw.fingerprints())
-    if session.settings is not None:
-        _apply_to([fw], session.settings, session)
+        session = replace(
+            session,
+            seeds={**session.seeds, fw.name: value},
+            marks={**session.marks, **fw.fingerprints()},
+        )
+    elif undo:
+        fw.reset()
+    if session.settings is not None or undo:
+        notes = _apply_to([fw], session.settings or Settings(), session.notes)
+        session = replace(session, notes=notes)
+    return session
 
 
 def _on_import(module: Any) -> None:
+    global _session
     with lock:
         for fw in _frameworks.frameworks():
             if fw.module == module.__name__:
                 try:
-                    _sync(fw, _session)
+                    _session = _sync(fw, _session)
                 except Exception as exc:  # never break the user's import
                     warnings.warn(
                         f"repro: could not seed {fw.label} at import: {exc!r}",
@@ -193,14 +205,14 @@ def _seed_all(value: int, rank: int | None = None, *, rollback: bool = True) -> 
     costs 25 µs), and they are seeded first; the others cannot fail, and an
     interrupt among them finishes the seeding rather than leave it half done.
     ``rollback=False`` where the caller holds a snapshot that it restores on failure.
-    On a ``rank``, each framework gets its stream's seed (see :mod:`repro._distributed`).
+    On a ``rank``, each framework gets its stream's seed (see :mod:`repro._ranks`).
     """
     if rank is not None:
         # Deriving a rank's seed imports NumPy: do it before listing what is imported,
         # or NumPy, imported by the derivation itself, would be left unseeded.
-        _distributed.rank_seed(value, rank)
+        _ranks.rank_seed(value, rank)
     live = _frameworks.loaded()
-    seeds = {fw.name: _distributed.stream_seed(value, fw.name, rank) for fw in live}
+    seeds = {fw.name: _ranks.stream_seed(value, fw.name, rank) for fw in live}
     risky = [fw for fw in live if fw.seed_may_fail]
     safe = [fw for fw in live if not fw.seed_may_fail]
     saved = [(fw, fw.get_state()) for fw in risky] if rollback else []
@@ -220,12 +232,10 @@ def _seed_all(value: int, rank: int | None = None, *, rollback: bool = True) -> 
         # Also reached after an interrupt: the rest cannot fail, so the seeding completes.
         for fw in safe[done:]:
             fw.seed(seeds[fw.name])
-        _session.seed, _session.rank, _session.seeds = value, rank, seeds
-        _session.marks = {
-            k: v for fw in live for k, v in _seeded_fingerprints(fw, seeds[fw.name]).items()
-        }
+        marks = {k: v for fw in live for k, v in _seeded_fingerprints(fw, seeds[fw.name]).items()}
+        _set(seed=value, rank=rank, seeds=seeds, marks=marks)
         os.environ["PYTHONHASHSEED"] = str(value)
-        os.environ["REPRO_SEED"] = str(value)
+        os.environ[_environ.SEED_VARIABLE] = str(value)
 
 
 #: (framework, seed) -> its fingerprints right after that seeding (fingerprints_by_seed)
@@ -248,11 +258,13 @@ def _seeded_fingerprints(fw: Framework, value: int) -> dict[str, str]:
 
 
 def _apply_to(
-    live: tuple[Framework, ...] | list[Framework], settings: Settings, session: Session
-) -> None:
+    live: tuple[Framework, ...] | list[Framework], settings: Settings, notes: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Switch ``live`` to ``settings``, all or nothing; return ``notes`` with the warnings
+    that raised (each shown once more, as it happened)."""
     flags = settings.as_dict()
     saved = [(fw, fw.read_settings()) for fw in live]
-    env = {name: os.environ.get(name) for name in ENV_VARS}
+    env = {name: os.environ.get(name) for name in _environ.WRITTEN}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -265,9 +277,10 @@ def _apply_to(
         raise
     for w in caught:
         message = str(w.message)
-        if message not in session.notes:
-            session.notes.append(message)
+        if message not in notes:
+            notes = (*notes, message)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return notes
 
 
 def _restore_env(env: Mapping[str, str | None]) -> None:
@@ -279,14 +292,14 @@ def _restore_env(env: Mapping[str, str | None]) -> None:
 
 
 def _use(chosen: Profile, settings: Settings, overrides: dict[str, Any]) -> None:
-    _apply_to(_frameworks.loaded(), settings, _session)
-    _session.profile, _session.overrides, _session.settings = chosen.name, overrides, settings
+    notes = _apply_to(_frameworks.loaded(), settings, _session.notes)
+    _set(profile=chosen.name, overrides=overrides, settings=settings, notes=notes)
     # For child processes (repro.seed_from_env), like REPRO_SEED.
-    os.environ["REPRO_PROFILE"] = chosen.name
+    os.environ[_environ.PROFILE_VARIABLE] = chosen.name
     if overrides:
-        os.environ["REPRO_OVERRIDES"] = json.dumps(overrides)
+        os.environ[_environ.OVERRIDES_VARIABLE] = json.dumps(overrides)
     else:
-        os.environ.pop("REPRO_OVERRIDES", None)
+        os.environ.pop(_environ.OVERRIDES_VARIABLE, None)
 
 
 _KEEP: Any = object()
@@ -308,7 +321,7 @@ def apply(
     """
     with lock:
         value = None if seed is None else check_seed(seed)
-        ranked = _distributed.resolve_rank(rank)
+        ranked = _ranks.resolve_rank(rank)
         chosen, settings, kept = resolve(
             profile, dict(overrides or {}), (_session.profile, _session.overrides)
         )
@@ -323,7 +336,7 @@ def apply(
                 before.restore(notify=False)
             raise
         if config is not _KEEP:
-            _session.config = config
+            _set(config=config)
         _watch()
         result = _session.seed
     _changed()
@@ -347,7 +360,7 @@ def seed(seed: int | None = None, *, rank: int | None = None) -> int:
     """
     value = fresh_seed() if seed is None else check_seed(seed)
     with lock:
-        _seed_all(value, _distributed.resolve_rank(rank))
+        _seed_all(value, _ranks.resolve_rank(rank))
         _watch()
     _changed()
     return value
@@ -398,8 +411,7 @@ def scope(seed: int | None = None, profile: str | None = None, **overrides: Any)
         try:
             if chosen is not None and settings is not None:
                 _use(chosen, settings, kept)
-            ranked = _distributed.resolve_rank()
-            _seed_all(value, _session.rank if ranked is None else ranked, rollback=False)
+            _seed_all(value, _ranks.resolve_rank(None, _session.rank), rollback=False)
             _watch()
         except BaseException:
             saved.restore(notify=False)
@@ -411,20 +423,22 @@ def scope(seed: int | None = None, profile: str | None = None, **overrides: Any)
         saved.restore()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Snapshot:
     """Everything repro may change, saved: the session, each framework's RNG state and flags,
     and repro's environment variables. :meth:`restore` puts it all back."""
 
     session: Session
-    states: list[tuple[Framework, Any, dict[str, Any]]]
-    env: dict[str, str | None]
+    states: tuple[tuple[Framework, Any, dict[str, Any]], ...]
+    env: Mapping[str, str | None]
 
     def restore(self, *, notify: bool = True) -> None:
         """Put back what was saved; a framework imported since is left as if imported under it.
 
         Every part is attempted; a ``RuntimeError`` afterwards lists what could not be restored.
+        The :func:`history` (a verify verdict, the change count) is not the session's: it stays.
         """
+        global _session
         errors: list[BaseException] = []
         with lock:
             before = {fw.name for fw, _, _ in self.states}
@@ -434,27 +448,15 @@ class Snapshot:
                     fw.restore_settings(flags)
                 except Exception as exc:
                     errors.append(exc)
-            outer = self.session.copy()
+            outer = self.session
             for fw in _frameworks.loaded():
-                if fw.name in before:
-                    continue
-                # Imported inside the scope: leave it as if imported under the outer session.
-                try:
-                    if outer.seed is None:
-                        fw.reset()
-                    else:
-                        value = _distributed.stream_seed(outer.seed, fw.name, outer.rank)
-                        fw.seed(value)
-                        outer.seeds[fw.name] = value
-                        outer.marks.update(fw.fingerprints())
-                    fw.apply_settings((outer.settings or Settings()).as_dict())
-                except Exception as exc:
-                    errors.append(exc)
+                if fw.name not in before:  # imported inside the scope
+                    try:
+                        outer = _sync(fw, outer, undo=True)
+                    except Exception as exc:
+                        errors.append(exc)
             _restore_env(self.env)
-            outer.generation = _session.generation
-            # A verdict is history, not a setting to roll back.
-            outer.last_verify = _session.last_verify
-            _session.__dict__.update(outer.__dict__)
+            _session = outer
         if notify:
             _changed()
         if errors:
@@ -464,14 +466,16 @@ class Snapshot:
 def snapshot() -> Snapshot:
     """Save everything repro may change (see :class:`Snapshot`); never starts a GPU."""
     with lock:
-        states = [(fw, fw.get_state(), fw.read_settings()) for fw in _frameworks.loaded()]
-        return Snapshot(_session.copy(), states, {name: os.environ.get(name) for name in ENV_VARS})
+        states = tuple((fw, fw.get_state(), fw.read_settings()) for fw in _frameworks.loaded())
+        env = {name: os.environ.get(name) for name in _environ.WRITTEN}
+        return Snapshot(_session, states, env)
 
 
 def reset() -> None:
-    """Forget the session's seed, profile and config (RNG states and flags stay as they are)."""
+    """Forget the session's seed, profile and config, and the last verdict (RNG states and
+    flags stay as they are)."""
+    global _session
     with lock:
-        generation = _session.generation
-        _session.__dict__.update(Session().__dict__)
-        _session.generation = generation
+        _session = Session()
+        _history.last_verify = None
     _changed()

@@ -6,6 +6,8 @@ import os
 import reprlib
 from typing import Any
 
+from repro._environ import RECORDED
+
 __all__ = ["redact", "shown"]
 
 _REPR = reprlib.Repr()
@@ -31,9 +33,7 @@ def redact(text: str) -> str:
     a token read from the environment. Only the variables repro records (its allow-list)
     and values too short to be a secret (under 8 characters) are left as they are.
     """
-    from repro._capture import ENVIRONMENT_VARIABLES
-
     for name, value in os.environ.items():
-        if len(value) >= 8 and name not in ENVIRONMENT_VARIABLES and value in text:
+        if len(value) >= 8 and name not in RECORDED and value in text:
             text = text.replace(value, f"${name}")
     return text

@@ -1,4 +1,4 @@
-"""The immutable snapshot of the kernel's reproducibility: what the magic prints,
+"""The kernel's reproducibility as an immutable value: what the magic prints,
 the panel draws, the export serialises and the tests compare."""
 
 from __future__ import annotations
@@ -11,12 +11,25 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from repro import _distributed
+from repro import _environ, _ranks
 from repro import frameworks as _frameworks
+from repro._kernel import kernel_display_name
 from repro._seed import SEED_LIMIT
-from repro._session import current, lock
+from repro._session import current, history, lock
 
-__all__ = ["SETTING_LABELS", "STATUS", "Source", "SourceRow", "State", "hash_seed", "state"]
+__all__ = [
+    "SETTING_LABELS",
+    "STATUS",
+    "Source",
+    "SourceRow",
+    "State",
+    "code_html",
+    "hash_seed",
+    "hash_text",
+    "hash_warning",
+    "process_kind",
+    "state",
+]
 
 #: Backend flags in display order, with the name a PyTorch user knows them by.
 SETTING_LABELS = {
@@ -64,6 +77,17 @@ def hash_seed() -> int | None:
     return None
 
 
+def hash_text(seed: int | None, process: str | None = None) -> str:
+    """How ``str`` hashing stands, for people: ``fixed (PYTHONHASHSEED=0)`` or ``randomized``
+    (``randomized in this kernel`` when the kind of process is known, see :func:`process_kind`).
+
+    The state's row, ``repro info`` and a config's differences all say it in these words.
+    """
+    if seed is not None:
+        return f"fixed (PYTHONHASHSEED={seed})"
+    return "randomized" if process is None else f"randomized in this {_PROCESS_WORDS[process]}"
+
+
 @dataclass(frozen=True)
 class Source:
     """One stream of random numbers, as seen right now."""
@@ -88,7 +112,10 @@ class SourceRow(NamedTuple):
 
 @dataclass(frozen=True)
 class State:
-    """An immutable snapshot: seed, profile, RNG fingerprints, backend flags and warnings."""
+    """The kernel's state, immutable: seed, profile, RNG fingerprints, backend flags, warnings.
+
+    (A :class:`repro._session.Snapshot` is something else: what ``scope`` saves to restore.)
+    """
 
     seed: int | None
     profile: str | None
@@ -100,9 +127,13 @@ class State:
     warnings: tuple[str, ...] = ()
     #: the last verify verdict line, or None if nothing was verified in this session
     last_verify: str | None = None
-    #: this process's place in its torch.distributed process group, once one is initialised
+    #: the rank the streams were derived for, else the process group's (see repro._ranks)
     rank: int | None = None
+    #: the size of the torch.distributed process group, once one is initialised
     world_size: int | None = None
+    #: what runs this code: ``kernel`` (Jupyter), ``ipython`` (a terminal) or ``script``;
+    #: the fix for randomized hashing differs (a kernelspec, or a variable on the command line)
+    process: str = "script"
 
     @property
     def hash_fixed(self) -> bool:
@@ -146,6 +177,7 @@ class State:
             "last_verify": self.last_verify,
             "rank": self.rank,
             "world_size": self.world_size,
+            "process": self.process,
         }
 
     def source_rows(self) -> tuple[SourceRow, ...]:
@@ -169,7 +201,7 @@ class State:
         """The backend settings as (label, value), in the order a PyTorch user reads them.
 
         cuDNN's availability and version share a row; ``CUBLAS_WORKSPACE_CONFIG`` and
-        whether ``str`` hashing is fixed in this kernel come last.
+        whether ``str`` hashing is fixed in this kernel (or IPython session, or process) come last.
         """
         settings = dict(self.settings)
         rows: list[tuple[str, str]] = []
@@ -183,10 +215,7 @@ class State:
             rows.append(("torch flags", "set when torch is imported"))
         for name, value in self.environ.items():
             rows.append((name, "unset" if value is None else value))
-        if self.hash_fixed:
-            rows.append(("str hashing", f"fixed (PYTHONHASHSEED={self.hash_seed})"))
-        else:
-            rows.append(("str hashing", "randomized in this kernel"))
+        rows.append(("str hashing", hash_text(self.hash_seed, self.process)))
         return tuple(rows)
 
     @property
@@ -202,10 +231,8 @@ class State:
 
         With ``sources``, also which streams are seeded and which will be at their import.
         """
-        seed = "none" if self.seed is None else str(self.seed)
-        text = f"seed {seed} · profile {self.profile_label} · {self.verdict}"
-        if self.rank is not None:
-            text += f" · rank {self.rank} of {self.world_size}"
+        seed, profile, verdict, rank = self._summary_parts()
+        text = f"seed {seed} · profile {profile} · {verdict}{rank}"
         if sources:
             rows = self.source_rows()
             seeded = [r.stream for r in rows if r.status in ("fresh", "moved")]
@@ -215,6 +242,17 @@ class State:
             if later:
                 text += " · on import: " + ", ".join(later)
         return text
+
+    def _summary_parts(self) -> tuple[str, str, str, str]:
+        """The summary line's parts (seed, profile, verdict, rank), which the text and the
+        HTML head both write."""
+        seed = "none" if self.seed is None else str(self.seed)
+        rank = ""
+        if self.rank is not None:
+            rank = f" · rank {self.rank}"
+            if self.world_size is not None:
+                rank += f" of {self.world_size}"
+        return seed, self.profile_label, self.verdict, rank
 
     def __str__(self) -> str:
         lines = [f"repro: {self.summary()}", "sources:"]
@@ -260,7 +298,7 @@ CSS = """<style>
   font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, inherit);
   background: var(--jp-layout-color1, transparent);
   border: 1px solid var(--jp-border-color2, #ccc); border-radius: 4px;
-  padding: 6px 10px 8px; max-width: 860px; box-sizing: border-box; }
+  padding: 6px 10px 8px; max-width: 940px; box-sizing: border-box; }
 .repro-panel .repro-head { display: flex; align-items: baseline; gap: 10px; }
 .repro-panel .repro-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 14px); }
 .repro-panel .repro-summary { color: var(--jp-ui-font-color2, #555); }
@@ -284,6 +322,11 @@ CSS = """<style>
 .repro-panel .repro-unseeded { color: var(--jp-warn-color0, #b45309); }
 .repro-panel .repro-muted { color: var(--jp-ui-font-color3, #888); }
 .repro-panel .repro-tables { gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+/* room for a ten-digit seed whatever the seed: a new seed must not move the layout */
+.repro-panel table.repro-sources td:nth-child(2) code { display: inline-block; min-width: 10ch; }
+.repro-panel ul.repro-warnings code { color: var(--jp-content-font-color1, inherit);
+  background: var(--jp-layout-color2, #eee); padding: 0 3px; border-radius: 2px;
+  white-space: nowrap; }
 .repro-panel ul.repro-warnings { margin: 4px 0 2px; padding-left: 18px;
   color: var(--jp-warn-color0, #b45309); white-space: normal; }
 .repro-panel ul.repro-warnings li { margin: 1px 0; }
@@ -307,12 +350,13 @@ _STATUS_CLASS = {
 def head_html(st: State) -> str:
     """The title line: ``repro``, seed, profile and the verdict, coloured."""
     css = "repro-bad" if st.warnings else ("repro-ok" if st.seed is not None else "repro-summary")
-    seed = "none" if st.seed is None else str(st.seed)
-    rank = "" if st.rank is None else f" · rank {st.rank} of {st.world_size}"
+    seed, profile, verdict, rank = (html.escape(part) for part in st._summary_parts())
+    # The space: where <style> is dropped (a notebook opened untrusted), it still reads
+    # "repro seed 42", not "reproseed 42"; in the flex line it draws nothing.
     return (
-        "<div class='repro-head'><span class='repro-title'>repro</span>"
-        f"<span class='repro-summary'>seed {seed} · profile {html.escape(st.profile_label)} · "
-        f"<span class='{css}'>{html.escape(st.verdict)}</span>{rank}</span></div>"
+        "<div class='repro-head'><span class='repro-title'>repro</span> "
+        f"<span class='repro-summary'>seed {seed} · profile {profile} · "
+        f"<span class='{css}'>{verdict}</span>{rank}</span></div>"
         + (
             f"<div class='repro-verify'>last verify: {html.escape(st.last_verify)}</div>"
             if st.last_verify
@@ -351,11 +395,28 @@ def warnings_html(st: State) -> str:
     """The warnings, each with its fix, as a list (empty without warnings)."""
     if not st.warnings:
         return ""
-    items = "".join(f"<li>{html.escape(w)}</li>" for w in st.warnings)
+    items = "".join(f"<li>{code_html(w)}</li>" for w in st.warnings)
     return f"<ul class='repro-warnings'>{items}</ul>"
 
 
-def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: bool) -> list[str]:
+def code_html(text: str) -> str:
+    """``text`` as HTML, its `backticked` spans (code in repro's messages) as ``<code>``.
+
+    The text forms keep the backticks, which mark code in a terminal; the HTML shows code
+    as code. A lone backtick stays as it is.
+    """
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # unbalanced: not markup
+        return html.escape(text)
+    return "".join(
+        f"<code>{html.escape(part)}</code>" if i % 2 else html.escape(part)
+        for i, part in enumerate(parts)
+    )
+
+
+def _warnings(
+    settings: dict[str, Any], environ: dict[str, str | None], fixed: bool, process: str
+) -> list[str]:
     out = []
     if settings.get("cudnn_benchmark") and settings.get("cudnn_deterministic"):
         out.append(
@@ -369,16 +430,53 @@ def _warnings(settings: dict[str, Any], environ: dict[str, str | None], fixed: b
             "on CUDA may raise or differ. Fix: set it to :4096:8 before the first CUDA call."
         )
     if not fixed:
-        out.append(
-            "str hashing is randomized in this kernel (PYTHONHASHSEED was not set when it "
-            "started): set iteration order and hash() differ between runs. Fix: "
-            "`repro kernel install --hash-seed 0` and use that kernel."
-        )
+        out.append(hash_warning(process))
     return out
 
 
+#: How each kind of process is named in the advice about its hashing.
+_PROCESS_WORDS = {"kernel": "kernel", "ipython": "IPython session", "script": "process"}
+
+
+def process_kind() -> str:
+    """``kernel`` inside a Jupyter kernel, ``ipython`` in another IPython shell, else ``script``.
+
+    Never imports IPython: a script that did not import it is a script.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    if shell is None:
+        return "script"
+    return "kernel" if getattr(shell, "kernel", None) is not None else "ipython"
+
+
+def hash_warning(process: str) -> str:
+    """The warning about randomized ``str`` hashing, with the fix for this kind of process.
+
+    A running interpreter cannot change its hash seed: a kernel is replaced by one whose
+    kernelspec sets it (``%repro kernel install``, one step), a terminal or a script is
+    started again with ``PYTHONHASHSEED=0`` in front.
+    """
+    what = _PROCESS_WORDS.get(process, "process")
+    text = (
+        f"str hashing is randomized in this {what} (PYTHONHASHSEED was not set when it "
+        "started): set iteration order and hash() differ between runs. Fix: "
+    )
+    if process == "kernel":
+        return text + (
+            f'`%repro kernel install`, then switch to the kernel "{kernel_display_name(0)}" '
+            "(Kernel → Change Kernel…) and run the notebook again."
+        )
+    if process == "ipython":
+        return text + "start IPython with it set: `PYTHONHASHSEED=0 ipython`."
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else ""
+    command = f"PYTHONHASHSEED=0 python {script or 'script.py'}"
+    return text + f"start the process with it set: `{command}`."
+
+
 def state() -> State:
-    """Snapshot the kernel now. Never imports a framework and never initialises CUDA."""
+    """The kernel's state now. Never imports a framework and never initialises CUDA."""
     with lock:
         session = current()
         sources: list[Source] = []
@@ -393,11 +491,12 @@ def state() -> State:
                 moved = None if seed is None or mark is None else mark != fp
                 sources.append(Source(fw.name, stream, True, seed, fp, moved))
             settings.update(fw.read_settings())
-        environ = {"CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+        environ = {name: os.environ.get(name) for name in _environ.SHOWN}
         seed_fixed = hash_seed()
-        warnings = _warnings(settings, environ, seed_fixed is not None)
+        process = process_kind()
+        warnings = _warnings(settings, environ, seed_fixed is not None, process)
         warnings += [n for n in session.notes if n not in warnings]
-        rank, world_size = _distributed.process_group() or (None, None)
+        rank, world_size = _ranks.shown_rank(session.rank)
         return State(
             seed=session.seed,
             profile=session.profile,
@@ -407,7 +506,8 @@ def state() -> State:
             environ=MappingProxyType(environ),
             hash_seed=seed_fixed,
             warnings=tuple(warnings),
-            last_verify=session.last_verify,
+            last_verify=history().last_verify,
             rank=rank,
             world_size=world_size,
+            process=process,
         )

@@ -20,6 +20,7 @@ from typing import NoReturn
 
 from repro._kernel import DEFAULT_KERNEL_NAME, check_kernel_name, install_kernel
 from repro._seed import SEED_LIMIT, parse_seed
+from repro._version import __version__
 from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
 
 __all__ = ["main"]
@@ -49,14 +50,12 @@ def _kernel_name(text: str) -> str:
 
 
 def _parser() -> _Parser:
-    import repro
-
     parser = _Parser(
         prog="repro",
         description="Reproducible Jupyter notebooks: describe the environment, install a kernel "
-        "with fixed str hashing.",
+        "with fixed str hashing, verify that a notebook repeats.",
     )
-    parser.add_argument("--version", action="version", version=f"repro {repro.__version__}")
+    parser.add_argument("--version", action="version", version=f"repro {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     info = commands.add_parser(
@@ -228,15 +227,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    import repro
     from repro import frameworks
-    from repro._capture import format_environment
+    from repro._capture import environment, format_environment
 
     if args.import_frameworks:
         for fw in frameworks.frameworks():
             with contextlib.suppress(ImportError):  # not installed: reported as such
                 importlib.import_module(fw.module)
-    env = repro.environment()
+    env = environment()
     print(json.dumps(env, indent=2, ensure_ascii=False) if args.json else format_environment(env))
     return 0
 

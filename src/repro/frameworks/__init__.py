@@ -1,6 +1,6 @@
 """Sources of randomness: one adapter per library, all in one registry.
 
-Seeding, scoping, the state snapshot, the panel and the export iterate over
+Seeding, scoping, the state, the panel and the export iterate over
 :func:`frameworks`; nothing else in repro special-cases a library. Other
 packages add their own adapter through the ``repro.frameworks`` entry-point
 group: the entry point names a :class:`Framework` subclass, an instance, or a

@@ -8,9 +8,10 @@ from typing import Any
 
 import xxhash
 
+# Re-exported: plugins written against earlier releases import it from here.
+from repro._warning import ReproWarning
 
-class ReproWarning(UserWarning):
-    """Something repro could not make reproducible, said in plain words with the fix."""
+__all__ = ["Framework", "ReproWarning", "fingerprint"]
 
 
 def fingerprint(data: bytes) -> str:

@@ -8,7 +8,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from repro.frameworks.base import Framework, ReproWarning, fingerprint
+from repro._warning import ReproWarning
+from repro.frameworks.base import Framework, fingerprint
 
 #: Set when deterministic algorithms are switched on and the variable is unset:
 #: cuBLAS (CUDA >= 10.2) is only deterministic with a fixed workspace.

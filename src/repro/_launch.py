@@ -1,21 +1,9 @@
-"""Beyond one process: ranks, per-rank streams, the environment hand-over and ``launch``.
+"""Beyond one process: ``repro.launch`` and the environment hand-over, above the session.
 
-Which stream is shared across ranks and which is per rank (the one decision here):
-
-- **Shared:** torch's global generators (CPU and every CUDA device) get the seed itself on
-  every rank, so a model built with the same code starts with the same weights everywhere
-  (DDP broadcasts rank 0's weights anyway; code outside DDP, e.g. a randomly initialised
-  projection or dropout masks in a model-parallel part, relies on it too).
-- **Per rank:** Python ``random`` and NumPy's global RNG (where data sampling and
-  augmentation draw) get :func:`rank_seed` ``(seed, rank)``, and so does the DataLoader
-  generator that ``repro.dataloader_kwargs()`` makes, from which torch derives each worker's
-  torch seed and repro each worker's ``random`` and NumPy streams: every (rank, worker) pair
-  has its own streams.
-
-``rank_seed`` is ``numpy.random.SeedSequence(seed, spawn_key=(rank,))`` reduced to one
-32-bit seed, so that rank ``r``'s data streams can be replayed in a single process with
-``repro.seed(repro.rank_seed(seed, r))``. Without a rank (no process group, no ``RANK`` in
-the environment, no ``rank=`` argument) nothing is derived: the guide's ``set_seed`` streams.
+``launch`` starts ranks that each apply this session's seed and profile with their own
+streams (the policy is :mod:`repro._ranks`'); ``seed_from_env`` applies what a parent
+exported (``REPRO_SEED``, ``REPRO_PROFILE``, ``REPRO_OVERRIDES``) in a process torchrun or
+a script started.
 
 Importing this module imports neither torch nor cloudpickle.
 """
@@ -24,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import json
+import linecache
 import logging
 import os
 import shutil
@@ -31,29 +20,18 @@ import socket
 import sys
 import tempfile
 import time
+import types
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
-from repro.frameworks.base import ReproWarning
+from repro import _environ
+from repro._profiles import get_profile, register_profile
+from repro._seed import parse_seed
+from repro._session import current, setup
+from repro._warning import ReproWarning
 
-__all__ = [
-    "SHARED_ACROSS_RANKS",
-    "LaunchError",
-    "env_rank",
-    "launch",
-    "process_group",
-    "rank_seed",
-    "resolve_rank",
-    "seed_from_env",
-    "stream_seed",
-]
-
-#: Frameworks whose global generator gets the same seed on every rank (model initialisation).
-SHARED_ACROSS_RANKS = frozenset({"torch"})
-
-#: The environment variables a launcher sets for each process (torchrun's names).
-RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+__all__ = ["LaunchError", "launch", "seed_from_env"]
 
 
 class LaunchError(RuntimeError):
@@ -65,80 +43,15 @@ class LaunchError(RuntimeError):
         self.exitcode = exitcode
         super().__init__(f"rank {rank} failed:\n{traceback}")
 
-
-# --- ranks ------------------------------------------------------------------------
-
-
-def process_group() -> tuple[int, int] | None:
-    """``(rank, world_size)`` of the initialised default process group, else ``None``.
-
-    Never imports torch: if ``torch.distributed`` was not imported, no group can exist.
-    """
-    dist = sys.modules.get("torch.distributed")
-    if dist is None or not dist.is_available() or not dist.is_initialized():
-        return None
-    return dist.get_rank(), dist.get_world_size()
-
-
-def env_rank() -> int | None:
-    """``RANK`` as torchrun (and :func:`launch`) set it for each process, else ``None``."""
-    raw = os.environ.get("RANK")
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"the environment variable RANK must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"the environment variable RANK must be >= 0, got {value}")
-    return value
-
-
-def resolve_rank(rank: int | None = None) -> int | None:
-    """This process's rank: ``rank`` if given, else the process group's, else ``RANK``, else None.
-
-    A ``rank`` that contradicts an initialised process group is a ``ValueError``:
-    seeding rank 1's streams on rank 0 would silently duplicate them.
-    """
-    group = process_group()
-    if rank is not None:
-        if isinstance(rank, bool) or not isinstance(rank, int):
-            raise TypeError(f"rank must be an int >= 0 or None, got {type(rank).__name__} {rank!r}")
-        if rank < 0:
-            raise ValueError(f"rank must be an int >= 0 or None, got {rank}")
-        if group is not None and group[0] != rank:
-            raise ValueError(
-                f"rank={rank} but this process is rank {group[0]} of its process group"
-            )
-        return rank
-    if group is not None:
-        return group[0]
-    return env_rank()
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """The 32-bit seed of rank ``rank``'s own streams: ``SeedSequence(seed, spawn_key=(rank,))``.
-
-    Spawned, not ``seed + rank``, so rank 1 of seed 42 is not rank 0 of seed 43.
-    """
-    import numpy as np
-
-    return int(np.random.SeedSequence(seed, spawn_key=(rank,)).generate_state(1)[0])
-
-
-def stream_seed(seed: int, framework: str, rank: int | None) -> int:
-    """The seed ``framework``'s global generator gets on ``rank`` (see the module's policy)."""
-    if rank is None or framework in SHARED_ACROSS_RANKS:
-        return seed
-    return rank_seed(seed, rank)
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it: the rank's traceback, none of the parent's plumbing."""
+        return [*self.traceback.rstrip().splitlines(), f"LaunchError: rank {self.rank} failed"]
 
 
 # --- the environment hand-over ----------------------------------------------------
 
 
 def _env_seed(name: str) -> int | None:
-    from repro._seed import parse_seed
-
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return None
@@ -154,13 +67,11 @@ def seed_from_env() -> int | None:
     rank comes from the process group or ``RANK`` (torchrun sets it), so each rank gets
     its own data streams. Nothing set: nothing changes. Importing repro never does this.
     """
-    from repro._session import setup
-
-    seed = _env_seed("REPRO_SEED")
+    seed = _env_seed(_environ.SEED_VARIABLE)
     if seed is None:
-        seed = _env_seed("PL_GLOBAL_SEED")
-    profile = os.environ.get("REPRO_PROFILE") or None
-    raw = os.environ.get("REPRO_OVERRIDES") or "{}"
+        seed = _env_seed(_environ.LIGHTNING_SEED_VARIABLE)
+    profile = os.environ.get(_environ.PROFILE_VARIABLE) or None
+    raw = os.environ.get(_environ.OVERRIDES_VARIABLE) or "{}"
     try:
         overrides = json.loads(raw)
     except json.JSONDecodeError:
@@ -215,16 +126,13 @@ def _run_rank(
         seed, profile, overrides = session
         if profile is not None:
             # The parent's profile as it is there: one registered in a notebook cell too.
-            from repro._profiles import register_profile
-
             register_profile(
                 profile.name, profile.meant_for, profile.trade, **profile.settings.as_dict()
             )
         if seed is not None or profile is not None:
-            from repro._session import setup
-
             setup(seed, profile and profile.name, rank=rank, **overrides)
-        fn, args, kwargs = cloudpickle.loads(payload)
+        fn, args, kwargs, cells = cloudpickle.loads(payload)
+        _restore_cell_code(cells)
         value = fn(rank, *args, **kwargs)
         with open(os.path.join(results, f"rank-{rank}.pkl"), "wb") as f:
             f.write(cloudpickle.dumps(value))
@@ -249,10 +157,91 @@ def _write_error(results: str, rank: int, exc: BaseException) -> None:
     """
     import traceback
 
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next))
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next  # this module's frames are repro's plumbing, not the user's code
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
     record = {"time": time.time(), "traceback": text}
     with open(os.path.join(results, f"error-{rank}.json"), "w") as f:
         json.dump(record, f)
+
+
+class _CellCode(NamedTuple):
+    """What a rank needs to show the lines of functions defined in notebook cells."""
+
+    #: each cell's "file name" (as IPython registered it) -> its lines
+    sources: dict[str, list[str]]
+    #: each function defined in a cell, with its file name: cloudpickle (3.1 and later) sends
+    #: every function's code as "<dynamic-code>", so the rank puts the name back
+    functions: list[tuple[types.FunctionType, str]]
+
+
+def _cell_code(fn: Any) -> _CellCode:
+    """The functions ``fn`` runs that were defined in notebook cells, and those cells' lines.
+
+    A function defined in a cell lives in a "file" that IPython registered in ``linecache``
+    (as it does for every cell) and that is not on disk: a spawned rank has no such entry,
+    and its traceback would name the line without showing it. ``fn`` itself, what it wraps,
+    and the cell functions they name (a helper from another cell) are searched.
+    """
+    code = _CellCode({}, [])
+    seen: set[int] = set()
+    todo: list[Any] = [fn]
+    while todo:
+        obj = todo.pop()
+        obj = getattr(obj, "__func__", obj)  # a bound method
+        obj = getattr(obj, "func", obj)  # functools.partial
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if not isinstance(obj, types.FunctionType):
+            call = vars(type(obj)).get("__call__")  # a callable object
+            if isinstance(call, types.FunctionType):
+                todo.append(call)
+            continue
+        filename = obj.__code__.co_filename
+        if filename not in code.sources and not os.path.exists(filename):
+            lines = linecache.getlines(filename)
+            if lines:
+                code.sources[filename] = lines
+        if filename not in code.sources:
+            continue  # a library's function: its file is on disk, and its callees are its own
+        code.functions.append((obj, filename))
+        names = set(_names(obj.__code__))
+        todo.extend(
+            value
+            for name, value in obj.__globals__.items()
+            if name in names and isinstance(value, types.FunctionType)
+        )
+    return code
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    """The global names ``code`` and the code nested in it use."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    """``code``, and the code nested in it, as compiled from ``filename``."""
+    consts = tuple(
+        _renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _restore_cell_code(cells: _CellCode) -> None:
+    """Give this rank the parent's cells (see :func:`_cell_code`): their lines in ``linecache``,
+    under the names the functions' code carries again.
+
+    An entry without a modification time is never checked against the disk, as IPython's own.
+    """
+    for filename, lines in cells.sources.items():
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    for function, filename in cells.functions:
+        function.__code__ = _renamed(function.__code__, filename)
 
 
 def launch(
@@ -272,8 +261,10 @@ def launch(
     ``OMP_NUM_THREADS=1`` unless it is set, as torchrun does.
     ``fn``, its arguments and its return values travel by value (cloudpickle), so a
     function defined in a notebook cell works. A rank that raises is a
-    :class:`LaunchError` here with that rank's traceback; the other ranks are stopped.
+    :class:`LaunchError` here with that rank's traceback, from ``fn`` down, with the source
+    lines of functions defined in cells; the other ranks are stopped.
     """
+    __tracebackhide__ = True  # IPython shows the LaunchError without repro's frames
     import cloudpickle
     import torch.multiprocessing as mp
 
@@ -290,9 +281,6 @@ def launch(
             "start_method='fork' after CUDA was initialised in this process: a forked child "
             "cannot use CUDA. Use start_method='spawn' (the default) or fork before any CUDA call"
         )
-    from repro._profiles import get_profile
-    from repro._session import current
-
     session = current()
     if session.seed is None:
         warnings.warn(
@@ -301,7 +289,8 @@ def launch(
             ReproWarning,
             stacklevel=2,
         )
-    payload = cloudpickle.dumps((fn, args, kwargs))
+    # One pickle: the functions in the cell code are the very objects fn reaches there too.
+    payload = cloudpickle.dumps((fn, args, kwargs, _cell_code(fn)))
     results = tempfile.mkdtemp(prefix="repro-launch-")
     profile = None if session.profile is None else get_profile(session.profile)
     state = (session.seed, profile, dict(session.overrides))
@@ -329,6 +318,7 @@ def launch(
 
 def _join(context: Any, results: str) -> None:
     """Wait for every rank; on an error or ``KeyboardInterrupt`` stop them all and raise."""
+    __tracebackhide__ = True
     import torch.multiprocessing as mp
 
     # torch logs "Terminating process <pid> via signal SIGTERM" for each rank it stops after
