@@ -147,6 +147,7 @@ async def _run_notebook(
     ignore: tuple[str, ...],
     progress: Callable[[int, int], None] | None,
     environment: bool = True,
+    record: bool = True,
 ) -> Run:
     import nbclient
     import nbformat
@@ -189,7 +190,11 @@ async def _run_notebook(
                         await client.async_execute_cell(cell, index)
                     except nbclient.exceptions.CellExecutionError as exc:
                         raise VerifyError(_error_line(where, exc), _kernel_stderr(stderr)) from None
-                    state = await _expression(client, expression)
+                    state = (
+                        await _expression(client, expression)
+                        if record
+                        else {"variables": {}, "rng": {}}
+                    )
                     shown = normalize_outputs(cell.get("outputs", []), run.ignored)
                     now = {k: v["digest"] for k, v in state["variables"].items()}
                     changed = [k for k, fp in now.items() if previous.get(k) != fp]
@@ -251,9 +256,11 @@ def run_notebook(
     ignore: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
     environment: bool = True,
+    record: bool = True,
 ) -> Run:
     """Execute the notebook at ``path`` once in a fresh kernel; digests after every code cell
-    (and the kernel's environment at the end, unless ``environment`` is false).
+    (and the kernel's environment at the end, unless ``environment`` is false). Without
+    ``record``, the same run without the digests (what the benchmark compares with).
 
     The kernel gets ``PYTHONHASHSEED=hash_seed`` (None: randomized) and starts in the
     notebook's folder. A cell that raises ends the run: :class:`VerifyError` with one line.
@@ -267,6 +274,7 @@ def run_notebook(
             ignore=ignore,
             progress=progress,
             environment=environment,
+            record=record,
         )
     )
 
