@@ -96,6 +96,7 @@ class _TorchAPI:
     current_node: Any  # () -> the autograd Node running now, or None (forward)
     sequence_nr: Any  # () -> the number the next autograd node will get, or None
     internal: tuple[str, ...]  # directories whose frames are not the user's
+    function_py: str  # torch/autograd/function.py, which runs an autograd.Function's forward
 
 
 def _torch_api() -> _TorchAPI | str:
@@ -113,6 +114,7 @@ def _torch_api() -> _TorchAPI | str:
         getattr(torch._C, "_current_autograd_node", lambda: None),
         getattr(autograd, "_get_sequence_nr", None),
         (os.path.dirname(os.path.abspath(torch.__file__)) + os.sep, here + os.sep),
+        torch.autograd.function.__file__,
     )
 
 
@@ -169,6 +171,7 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     current_node = api.current_node
     sequence_nr = api.sequence_nr
     internal_dirs = api.internal
+    function_py = api.function_py
     hash64 = xxhash.xxh3_64_intdigest
     from_address = ctypes.c_char.__mul__
     ref = weakref.ref
@@ -205,17 +208,27 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         buffer = from_address(n * t.element_size()).from_address(t.data_ptr())
         return hash64(buffer, seed)
 
-    def where() -> tuple[str, int] | None:
-        frame: Any = sys._getframe(2)
+    def user_frame(frame: Any) -> Any:
+        """The innermost frame at or above ``frame`` outside torch and repro, or None."""
         while frame is not None:
             filename = frame.f_code.co_filename
             inside = internal.get(filename)
             if inside is None:
                 inside = internal[filename] = filename.startswith(internal_dirs)
             if not inside:
-                return (filename, frame.f_lineno)
+                return frame
             frame = frame.f_back
         return None
+
+    def creation_line(frame: Any) -> tuple[str, int] | None:
+        """The line that created an autograd node, from the frame of the first op after it:
+        for your own autograd.Function, the line that called ``.apply``, not its ``forward``."""
+        if frame.f_code.co_name == "forward" and frame.f_back is not None:
+            if frame.f_back.f_code.co_filename == function_py:
+                outer = user_frame(frame.f_back)
+                if outer is not None:
+                    frame = outer
+        return (frame.f_code.co_filename, frame.f_lineno)
 
     def record(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if len(ops) >= MAX_OPS:
@@ -254,7 +267,8 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
             None if info.generator is None else _generator_state(torch, func, info, args, kwargs)
         )
         node = current_node()
-        line = where()
+        frame = user_frame(sys._getframe(1))
+        line = None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
         if node is None:
             backward = None
             if sequence_nr is not None:
@@ -262,7 +276,7 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
                 if peek != state["last_peek"]:
                     state["last_peek"] = peek
                     peeks.append(peek)
-                    lines.append(line)
+                    lines.append(None if frame is None else creation_line(frame))
         else:
             backward = (node._sequence_nr(), node.name())
         result = func(*args, **kwargs)
