@@ -2,7 +2,7 @@
 
     python benchmarks/bench_fingerprint.py [--quick]
 
-Hashes a 256 MB float32 torch tensor with ``repro._fingerprint.fingerprint`` (what
+Hashes a 256 MB float32 torch tensor with ``repro._verify.digest.digest`` (what
 ``%%repro --verify`` and ``repro verify`` compare) and copies the same buffer with
 ``numpy.copyto`` into a preallocated array, in interleaved rounds; prints the median
 throughput of each, their spread (min–max) and the ratio. Target: at least half the
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from repro._fingerprint import fingerprint
+from repro._verify.digest import digest
 
 SIZE_BYTES = 256 * 2**20
 TARGET = 0.5
@@ -67,9 +67,7 @@ def measure(quick: bool = False) -> list[dict[str, object]]:
     tensor = torch.rand(SIZE_BYTES // 4, dtype=torch.float32)
     source = tensor.numpy()  # the same buffer
     target = np.empty_like(source)
-    ours, base = _interleaved(
-        lambda: fingerprint(tensor), lambda: np.copyto(target, source), rounds
-    )
+    ours, base = _interleaved(lambda: digest(tensor), lambda: np.copyto(target, source), rounds)
     rows = [_row("(7) fingerprint of a 256 MB float32 tensor (CPU) vs numpy.copyto", ours, base)]
     if torch.cuda.is_available():
         device = tensor.cuda()
@@ -79,7 +77,7 @@ def measure(quick: bool = False) -> list[dict[str, object]]:
             pinned.copy_(device)
             torch.cuda.synchronize()
 
-        ours, base = _interleaved(lambda: fingerprint(device), copy_to_host, rounds)
+        ours, base = _interleaved(lambda: digest(device), copy_to_host, rounds)
         name = torch.cuda.get_device_name()
         rows.append(
             _row(

@@ -142,3 +142,21 @@ def test_cells_after_a_fault_give_the_same_numbers(shell: Any) -> None:
         ).success
         assert shell.run_cell(cell).success
         assert shell.user_ns["_out"] == first
+
+
+def test_the_traceback_names_the_cell_by_its_prompt_number(shell: Any) -> None:
+    """A raising ``%%repro`` cell is named ``In [N]`` with N its own prompt, as a plain cell is.
+
+    IPython 8 and 9 move ``execution_count`` at different moments; the baseline is a plain
+    raising cell in the same shell, so the test holds on either (history on, as in a notebook).
+    """
+
+    def number(cell: str) -> list[int]:
+        with capture_output() as captured:
+            shell.run_cell(cell, store_history=True)
+        return [int(n) for n in re.findall(r"In\[(\d+)\]", ANSI.sub("", captured.stdout))]
+
+    shell.run_cell("x = 1", store_history=True)
+    [plain] = number("raise ValueError('plain')")
+    assert number("%%repro 3\nraise ValueError('in repro')") == [plain + 1]
+    assert number("%%repro 3\n%%repro 4\nraise ValueError('nested')") == [plain + 2]

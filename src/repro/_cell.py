@@ -7,14 +7,31 @@ import contextlib
 import sys
 from typing import Any
 
-__all__ = ["parse", "run"]
+__all__ = ["parse", "prompt_number", "run"]
+
+
+def prompt_number(shell: Any) -> int:
+    """The prompt number of the cell running now (``In [N]``), on every IPython release.
+
+    The counter alone cannot say it: IPython 8 increments ``execution_count`` after a cell
+    ran, 9.x before it runs, and neither when history is off. The outer cell's code was
+    cached under its number, so the nearest caller frame that IPython's compiler names
+    ``In[N]`` gives it; outside a cell (no such frame), the counter.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        label = shell.compile.format_code_name(frame.f_code.co_filename)
+        if label is not None and label[1].startswith("In["):
+            return int(label[1][3:-1])
+        frame = frame.f_back
+    return shell.execution_count
 
 
 def parse(shell: Any, line: str, cell: str) -> tuple[str, ast.Module, ast.Expr | None]:
     """The cell after IPython's transforms: (its filename in IPython's cache, the module,
     the last expression split off so that it can be displayed), with the cell's line numbers."""
     shown = f"%%repro {line}\n{cell}"
-    filename = shell.compile.cache(shown, shell.execution_count, raw_code=shown)
+    filename = shell.compile.cache(shown, prompt_number(shell), raw_code=shown)
     # One leading newline keeps line numbers equal to the cell's (line 1 is %%repro).
     source = "\n" + shell.transform_cell(cell)
     tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))

@@ -15,6 +15,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from repro._kernel import DEFAULT_KERNEL_NAME, check_kernel_name, install_kernel
@@ -159,9 +160,37 @@ def _run_hash_seed(text: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from repro._notebook_verify import run_verify_command
+    """``repro verify``: the parsed arguments in, the report printed, the exit status out."""
+    from repro._verify import verify_notebook
 
-    return run_verify_command(args)
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        print(f"repro verify: error: no notebook {str(notebook)!r}", file=sys.stderr)
+        return 2
+    if args.against and not Path(args.against).is_file():
+        print(f"repro verify: error: no recording {args.against!r}", file=sys.stderr)
+        return 2
+    try:
+        report = verify_notebook(
+            notebook,
+            runs=args.runs,
+            kernel=args.kernel,
+            timeout=args.timeout,
+            hash_seed=args.hash_seed,
+            save=Path(args.save) if args.save else None,
+            against=Path(args.against) if args.against else None,
+            progress=not args.quiet and not args.json and sys.stderr.isatty(),
+        )
+    except ValueError as exc:  # a recording that is not one
+        print(f"repro verify: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1, default=str))
+    elif args.quiet:
+        print(report.verdict)
+    else:
+        print(report)
+    return report.exit_code
 
 
 def _info(args: argparse.Namespace) -> int:

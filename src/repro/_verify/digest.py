@@ -1,13 +1,14 @@
-"""Fast fingerprints of values: what verify compares between runs.
+"""Fast digests of values: what verify compares between runs.
 
-A fingerprint is xxHash's XXH3 (128 bits, non-cryptographic) over the raw bytes
+(A *digest* is of a value; a *fingerprint*, elsewhere in repro, is of an RNG's state.)
+A digest is xxHash's XXH3 (128 bits, non-cryptographic) over the raw bytes
 of every array in a value, with each array's path, dtype and shape. Arrays are
 hashed in place: a contiguous NumPy array or CPU tensor is hashed through a
 memoryview, a non-contiguous one in slices of at most :data:`CHUNK_BYTES`, and a
 CUDA tensor through one reusable host buffer of that size (never a full host copy).
 
 NumPy and torch are never imported here: a value is recognised by the module
-of its type, so fingerprinting a notebook's variables imports nothing new.
+of its type, so digesting a notebook's variables imports nothing new.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import xxhash
 
 __all__ = [
     "CHUNK_BYTES",
-    "FingerprintError",
+    "DigestError",
     "Leaf",
     "describe",
-    "fingerprint",
+    "digest",
     "leaves",
     "strip_addresses",
 ]
@@ -121,7 +122,7 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
             yield from _walk(item, f"{path}[{index}]", seen, depth)
     elif isinstance(value, set | frozenset):
         # Order-free: a set's iteration order is the hash seed's, not the value's.
-        yield Leaf(path, sorted(fingerprint(item) for item in value))
+        yield Leaf(path, sorted(digest(item) for item in value))
     elif torch is not None and isinstance(value, torch.nn.Module):
         yield Leaf(f"{path}.training", value.training)
         for name, param in value.named_parameters():
@@ -161,10 +162,10 @@ class _Opaque:
     text: str
 
 
-def fingerprint(value: Any) -> str:
-    """A 32-hex-digit XXH3-128 fingerprint of ``value``'s leaves, paths, dtypes and shapes.
+def digest(value: Any) -> str:
+    """A 32-hex-digit XXH3-128 digest of ``value``'s leaves, paths, dtypes and shapes.
 
-    Equal fingerprints mean bitwise-equal values (NaNs with the same bits are equal;
+    Equal digests mean bitwise-equal values (NaNs with the same bits are equal;
     ``0.0`` and ``-0.0`` are not). Cost: one read of each array's bytes.
     """
     hasher = xxhash.xxh3_128()
@@ -174,14 +175,14 @@ def fingerprint(value: Any) -> str:
             hash_leaf(hasher, leaf.value)
         except Exception as exc:  # a meta tensor, an exotic layout: say so, never guess
             where = leaf.path or "the value"
-            raise FingerprintError(
+            raise DigestError(
                 f"{where} ({type(leaf.value).__name__}) cannot be read: {exc}"
             ) from exc
     return hasher.hexdigest()
 
 
-class FingerprintError(TypeError):
-    """A leaf whose bytes cannot be read (so no fingerprint can stand for it)."""
+class DigestError(TypeError):
+    """A leaf whose bytes cannot be read (so no digest can stand for it)."""
 
 
 def hash_leaf(hasher: Any, value: Any) -> None:
@@ -201,7 +202,7 @@ def hash_leaf(hasher: Any, value: Any) -> None:
         hasher.update(b"b" + bytes(value))
     elif isinstance(value, _Opaque):
         hasher.update(b"o" + value.text.encode("utf-8", "surrogatepass"))
-    else:  # None, bool, int, a sorted list of fingerprints
+    else:  # None, bool, int, a sorted list of digests
         hasher.update(f"{type(value).__name__}:{value!r}".encode())
 
 

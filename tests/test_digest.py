@@ -1,7 +1,7 @@
-"""Fingerprints: equal exactly when the values are bitwise equal, and computed without copies.
+"""Digests: equal exactly when the values are bitwise equal, and computed without copies.
 
 Throughput is not tested here (a busy machine is not a slow hash): see
-``benchmarks/bench_fingerprint.py``.
+``benchmarks/bench_digest.py``.
 """
 
 from __future__ import annotations
@@ -14,42 +14,42 @@ import pytest
 import torch
 
 from helpers import run_python
-from repro import _fingerprint
-from repro._fingerprint import describe, fingerprint, strip_addresses
+from repro._verify import digest as _digest
+from repro._verify.digest import describe, digest, strip_addresses
 
 
-def test_equal_values_have_equal_fingerprints_and_any_change_shows() -> None:
+def test_equal_values_have_equal_digests_and_any_change_shows() -> None:
     a = np.arange(12, dtype=np.float64).reshape(3, 4)
-    assert fingerprint(a) == fingerprint(a.copy())
+    assert digest(a) == digest(a.copy())
     b = a.copy()
     b[2, 3] = np.nextafter(b[2, 3], 100)  # one bit of one element
-    assert fingerprint(a) != fingerprint(b)
+    assert digest(a) != digest(b)
     # The same bytes read as another dtype or shape are another value.
-    assert fingerprint(a) != fingerprint(a.view(np.int64))
-    assert fingerprint(a) != fingerprint(a.reshape(4, 3))
-    assert fingerprint(0.0) != fingerprint(-0.0)
-    assert fingerprint(float("nan")) == fingerprint(float("nan"))
-    assert fingerprint(1) != fingerprint(1.0) != fingerprint("1")
+    assert digest(a) != digest(a.view(np.int64))
+    assert digest(a) != digest(a.reshape(4, 3))
+    assert digest(0.0) != digest(-0.0)
+    assert digest(float("nan")) == digest(float("nan"))
+    assert digest(1) != digest(1.0) != digest("1")
 
 
 def test_strided_arrays_hash_as_their_contiguous_copies_in_small_chunks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_fingerprint, "CHUNK_BYTES", 64)  # many chunks, each of a few rows
+    monkeypatch.setattr(_digest, "CHUNK_BYTES", 64)  # many chunks, each of a few rows
     a = np.arange(40 * 30, dtype=np.float32).reshape(40, 30)
-    assert fingerprint(a.T) == fingerprint(np.ascontiguousarray(a.T))
-    assert fingerprint(a[::3, 1::2]) == fingerprint(a[::3, 1::2].copy())
+    assert digest(a.T) == digest(np.ascontiguousarray(a.T))
+    assert digest(a[::3, 1::2]) == digest(a[::3, 1::2].copy())
     t = torch.arange(40 * 30, dtype=torch.float32).reshape(40, 30)
-    assert fingerprint(t.T) == fingerprint(t.T.contiguous())
-    assert fingerprint(t.T) != fingerprint(t)
+    assert digest(t.T) == digest(t.T.contiguous())
+    assert digest(t.T) != digest(t)
 
 
 def test_a_strided_array_is_copied_one_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_fingerprint, "CHUNK_BYTES", 2**20)  # 1 MB chunks of a 16 MB view
+    monkeypatch.setattr(_digest, "CHUNK_BYTES", 2**20)  # 1 MB chunks of a 16 MB view
     a = np.ones((4096, 2048), dtype=np.float32)[:, ::2]
     tracemalloc.start()
     try:
-        fingerprint(a)
+        digest(a)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -59,23 +59,23 @@ def test_a_strided_array_is_copied_one_chunk_at_a_time(monkeypatch: pytest.Monke
 
 def test_device_path_chunks_through_one_host_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
     # The GPU code path, run on CPU tensors (no GPU here): chunk by chunk through one host
-    # buffer, it must give the same fingerprint as hashing the tensor in place.
+    # buffer, it must give the same digest as hashing the tensor in place.
     import xxhash
 
-    monkeypatch.setattr(_fingerprint, "CHUNK_BYTES", 100)
+    monkeypatch.setattr(_digest, "CHUNK_BYTES", 100)
     for t in (torch.arange(1000, dtype=torch.float64), torch.arange(600.0).reshape(30, 20).T):
         direct, chunked = xxhash.xxh3_128(), xxhash.xxh3_128()
-        _fingerprint._hash_tensor(direct, t, torch)
+        _digest._hash_tensor(direct, t, torch)
         chunked.update(f"tensor:{t.dtype}:{tuple(t.shape)}".encode())
-        _fingerprint._hash_device_tensor(chunked, t, torch)
+        _digest._hash_device_tensor(chunked, t, torch)
         assert direct.hexdigest() == chunked.hexdigest()
 
 
 @pytest.mark.gpu
-def test_cuda_tensor_fingerprint_equals_its_host_copy() -> None:
+def test_cuda_tensor_digest_equals_its_host_copy() -> None:
     t = torch.randn(1000, 300, device="cuda")
-    assert fingerprint(t) == fingerprint(t.cpu())
-    assert fingerprint(t.T) == fingerprint(t.T.cpu().contiguous())
+    assert digest(t) == digest(t.cpu())
+    assert digest(t.T) == digest(t.T.cpu().contiguous())
 
 
 def test_models_optimizers_and_containers() -> None:
@@ -83,20 +83,20 @@ def test_models_optimizers_and_containers() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     opt = torch.optim.Adam(model.parameters())
     both = {"model": model, "opt": opt}
-    before = fingerprint(both)
-    assert fingerprint(copy.deepcopy(both)) == before
+    before = digest(both)
+    assert digest(copy.deepcopy(both)) == before
     model(torch.ones(5, 3)).sum().backward()
-    after_backward = fingerprint(both)  # gradients and BatchNorm's running stats moved
+    after_backward = digest(both)  # gradients and BatchNorm's running stats moved
     assert after_backward != before
     opt.step()
-    assert fingerprint(both) != after_backward  # weights and Adam's state moved
+    assert digest(both) != after_backward  # weights and Adam's state moved
     model.eval()
     assert describe(model) == "Sequential (7 tensors)"
-    assert fingerprint({1, 2, 3}) == fingerprint({3, 2, 1})
-    assert fingerprint([1, 2]) != fingerprint((1, 2, 3))
+    assert digest({1, 2, 3}) == digest({3, 2, 1})
+    assert digest([1, 2]) != digest((1, 2, 3))
     cyclic: list = [1]
     cyclic.append(cyclic)
-    assert fingerprint(cyclic) == fingerprint(cyclic)
+    assert digest(cyclic) == digest(cyclic)
 
 
 def test_odd_dtypes_and_shapes() -> None:
@@ -106,32 +106,32 @@ def test_odd_dtypes_and_shapes() -> None:
         torch.tensor([1 + 2j]).conj(),
         torch.tensor([True, False]),
     ):
-        assert fingerprint(t) == fingerprint(t.clone())
-    assert fingerprint(torch.tensor([1.0, -2.0]).neg()) == fingerprint(torch.tensor([-1.0, 2.0]))
-    assert fingerprint(np.array(["a", None], dtype=object)) == fingerprint(["a", None])
+        assert digest(t) == digest(t.clone())
+    assert digest(torch.tensor([1.0, -2.0]).neg()) == digest(torch.tensor([-1.0, 2.0]))
+    assert digest(np.array(["a", None], dtype=object)) == digest(["a", None])
 
 
 def test_random_generators_are_compared_by_state() -> None:
     rng = np.random.default_rng(1)
     twin = copy.deepcopy(rng)
-    assert fingerprint(rng) == fingerprint(twin)
+    assert digest(rng) == digest(twin)
     rng.random()
-    assert fingerprint(rng) != fingerprint(twin)
+    assert digest(rng) != digest(twin)
     g = torch.Generator().manual_seed(3)
-    assert fingerprint(g) == fingerprint(torch.Generator().manual_seed(3))
+    assert digest(g) == digest(torch.Generator().manual_seed(3))
 
 
 def test_addresses_are_not_part_of_an_opaque_value() -> None:
     assert strip_addresses("<object object at 0x7f3a12cd>") == "<object object at 0x…>"
-    assert fingerprint(object()) == fingerprint(object())
+    assert digest(object()) == digest(object())
 
 
-def test_fingerprinting_imports_neither_numpy_nor_torch() -> None:
+def test_digesting_imports_neither_numpy_nor_torch() -> None:
     out = run_python(
         """
         import sys
-        from repro._fingerprint import fingerprint
-        fingerprint({"a": [1, 2.5, "x", None], "b": (b"raw", {3})})
+        from repro._verify.digest import digest
+        digest({"a": [1, 2.5, "x", None], "b": (b"raw", {3})})
         print(sorted({"numpy", "torch"} & set(sys.modules)))
         """
     )
@@ -149,9 +149,9 @@ class Scaler:
 
 
 def test_objects_are_walked_through_their_attributes() -> None:
-    assert fingerprint(Scaler(2.0)) == fingerprint(Scaler(2.0))
-    assert fingerprint(Scaler(2.0)) != fingerprint(Scaler(3.0))
-    assert fingerprint(print) == fingerprint(print)
+    assert digest(Scaler(2.0)) == digest(Scaler(2.0))
+    assert digest(Scaler(2.0)) != digest(Scaler(3.0))
+    assert digest(print) == digest(print)
 
 
 def test_a_librarys_object_is_walked_one_level_the_same_in_every_process() -> None:
@@ -162,10 +162,10 @@ def test_a_librarys_object_is_walked_one_level_the_same_in_every_process() -> No
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import numpy as np
-        from repro._fingerprint import fingerprint
+        from repro._verify.digest import digest
         fig, ax = plt.subplots()
         (line,) = ax.plot(np.arange(10.0) * {k})
-        print(fingerprint([fig, ax, line]))
+        print(digest([fig, ax, line]))
         """
     first, second = run_python(code.format(k=1)), run_python(code.format(k=1))
     assert first == second

@@ -1,14 +1,14 @@
 """``repro verify NOTEBOOK``: run a notebook in fresh kernels and find the first cell that differs.
 
-Each run executes the notebook top to bottom with nbclient in a new kernel.
-After every code cell, one silent request (no output, no execution count)
-asks the kernel for fingerprints of each user variable and RNG stream
-(:func:`kernel_record`, evaluated as a user expression); the cell's outputs are
-fingerprinted here, after removing what legitimately varies. Runs are compared
-cell by cell: a cell differs if its outputs differ, or a variable or RNG stream
-that it created or changed differs. The first such cell is named by its
-position as JupyterLab counts it (markdown cells included); later cells that
-differ are listed as downstream of it.
+The host side. Each run executes the notebook top to bottom with nbclient in a
+new kernel. After every code cell, one silent request (no output, no execution
+count) asks the kernel for digests of each user variable and fingerprints of
+each RNG stream (:func:`repro._verify.recorder.kernel_record`, evaluated as a
+user expression); the cell's outputs are digested here, after removing what
+legitimately varies. Runs are compared cell by cell: a cell differs if its
+outputs differ, or a variable or RNG stream that it created or changed differs.
+The first such cell is named by its position as JupyterLab counts it (markdown
+cells included); later cells that differ are listed as downstream of it.
 """
 
 from __future__ import annotations
@@ -25,15 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro._fingerprint import ADDRESS, describe, fingerprint
 from repro._shown import redact
+from repro._verify.digest import ADDRESS, digest
+from repro._verify.recorder import ENVIRONMENT_EXPRESSION, KERNEL_EXPRESSION
+from repro._verify.report import compare
 
 __all__ = [
     "IGNORED",
+    "CellRecord",
     "NotebookReport",
+    "Run",
+    "VerifyError",
     "compare_environments",
     "compare_runs",
-    "kernel_record",
     "load_recording",
     "normalize_outputs",
     "run_notebook",
@@ -41,7 +45,7 @@ __all__ = [
     "verify_notebook",
 ]
 
-#: What output fingerprints ignore, as it varies between identical runs:
+#: What output digests ignore, as it varies between identical runs:
 #: (label, pattern, replacement).
 IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("object addresses (at 0x...)", ADDRESS, "at 0x…"),
@@ -52,96 +56,9 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ),
 )
 
-#: Arrays up to this many elements travel with their values, so a difference can be
-#: described element by element; larger ones only by fingerprint and kind.
-SMALL = 1000
-
-#: Evaluated in the kernel after each code cell (binds no name in the user's namespace).
-KERNEL_EXPRESSION = "__import__('repro._notebook_verify', fromlist=['_']).kernel_record()"
-ENVIRONMENT_EXPRESSION = "__import__('json').dumps(__import__('repro').environment(), default=str)"
-
-FORMAT = "repro-verify/1"
+FORMAT = "repro-verify/2"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-# --- in the kernel ------------------------------------------------------------
-
-
-def _small_values(value: Any) -> dict[str, Any]:
-    np = sys.modules.get("numpy")
-    torch = sys.modules.get("torch")
-    if isinstance(value, bool | int | float | str) and len(repr(value)) <= 200:
-        return {"value": redact(value) if isinstance(value, str) else value}
-    if torch is not None and isinstance(value, torch.Tensor) and value.numel() <= SMALL:
-        t = value.detach().cpu()
-        if t.is_floating_point() and t.dtype != torch.float64:
-            t = t.double()
-        return {"values": t.tolist(), "dtype": str(value.dtype).removeprefix("torch.")}
-    if (
-        np is not None
-        and isinstance(value, np.ndarray)
-        and value.size <= SMALL
-        and value.dtype.kind in "biuf"
-    ):
-        return {"values": value.tolist(), "dtype": str(value.dtype)}
-    return _summary(value, np, torch)
-
-
-def _summary(value: Any, np: Any, torch: Any) -> dict[str, Any]:
-    """Mean, min and max of a large real array: what a difference is described by."""
-    if torch is not None and isinstance(value, torch.Tensor) and value.numel():
-        t = value.detach()
-        if t.is_complex() or t.dtype == torch.bool:
-            return {}
-        t = t.float() if not t.is_floating_point() else t
-        return {"summary": [float(t.mean()), float(t.min()), float(t.max())]}
-    if (
-        np is not None
-        and isinstance(value, np.ndarray)
-        and value.size
-        and value.dtype.kind in "iuf"
-    ):
-        return {"summary": [float(value.mean()), float(value.min()), float(value.max())]}
-    return {}
-
-
-#: In the kernel: each variable's fingerprint after the previous cell, so that values and
-#: summaries are computed only for the variables a cell changed.
-_previous: dict[str, str] = {}
-
-
-def kernel_record() -> str:
-    """In a kernel: JSON of each user variable's fingerprint and kind, and each RNG stream's."""
-    import types
-
-    from IPython import get_ipython
-
-    from repro import frameworks
-
-    shell = get_ipython()
-    hidden = shell.user_ns_hidden
-    variables = {}
-    for name, value in list(shell.user_ns.items()):
-        if name.startswith("_") or (name in hidden and hidden[name] is value):
-            continue
-        if isinstance(value, types.ModuleType | types.FunctionType | type):
-            continue
-        try:
-            entry = {"fingerprint": fingerprint(value), "kind": describe(value)}
-            if _previous.get(name) != entry["fingerprint"]:
-                entry.update(_small_values(value))
-        except Exception as exc:  # an object the fingerprint cannot read: said, not hidden
-            entry = {"unreadable": f"{type(exc).__name__}: {exc}", "kind": describe(value)}
-            entry["fingerprint"] = ""
-        variables[name] = entry
-    _previous.clear()
-    _previous.update({name: entry["fingerprint"] for name, entry in variables.items()})
-    streams = {}
-    for fw in frameworks.loaded():
-        streams.update(fw.fingerprints())
-    return json.dumps({"variables": variables, "rng": streams}, default=str)
-
 
 # --- outputs -------------------------------------------------------------------
 
@@ -192,7 +109,7 @@ class CellRecord:
 
     position: int  # 1-based, counting every cell (as JupyterLab's status bar does)
     cell_id: str | None
-    outputs: str  # fingerprint of the normalised outputs
+    outputs: str  # digest of the normalised outputs
     outputs_text: str  # the normalised text outputs, short, for the report
     variables: dict[str, dict[str, Any]]
     rng: dict[str, str]
@@ -253,7 +170,7 @@ def run_notebook(
     hash_seed: str = "0",
     progress: Callable[[int, int], None] | None = None,
 ) -> Run:
-    """Execute the notebook at ``path`` once in a fresh kernel; fingerprint after every code cell.
+    """Execute the notebook at ``path`` once in a fresh kernel; digest after every code cell.
 
     The kernel gets ``PYTHONHASHSEED=hash_seed`` and starts in the notebook's folder.
     A cell that raises ends the run: :class:`VerifyError` with the error.
@@ -287,7 +204,7 @@ def run_notebook(
                     raise VerifyError(f"cell {index + 1} raised:\n{error}") from None
                 state = _expression(client, KERNEL_EXPRESSION)
                 outputs = normalize_outputs(cell.get("outputs", []), run.ignored)
-                now = {k: v["fingerprint"] for k, v in state["variables"].items()}
+                now = {k: v["digest"] for k, v in state["variables"].items()}
                 changed = [k for k, fp in now.items() if previous.get(k) != fp]
                 changed += [f"del {k}" for k in previous if k not in now]
                 previous = now
@@ -295,7 +212,7 @@ def run_notebook(
                     CellRecord(
                         index + 1,
                         cell.get("id"),
-                        fingerprint(json.dumps(outputs, sort_keys=True)),
+                        digest(json.dumps(outputs, sort_keys=True)),
                         _short_text(outputs),
                         state["variables"],
                         state["rng"],
@@ -416,7 +333,6 @@ class NotebookReport:
 
 def _variable_detail(name: str, a: dict[str, Any], b: dict[str, Any]) -> str:
     """Element by element where both runs sent the values; else kinds (and values if scalar)."""
-    from repro._verify import compare
 
     if "values" in a and "values" in b and a.get("dtype") == b.get("dtype"):
         import numpy as np
@@ -439,9 +355,7 @@ def _variable_detail(name: str, a: dict[str, Any], b: dict[str, Any]) -> str:
         )
     if a["kind"] != b["kind"]:
         return f"{a['kind']} → {b['kind']}"
-    return (
-        f"{a['kind']}: values differ (fingerprints {a['fingerprint'][:8]} → {b['fingerprint'][:8]})"
-    )
+    return f"{a['kind']}: values differ (digests {a['digest'][:8]} → {b['digest'][:8]})"
 
 
 def _cell_items(a: CellRecord, b: CellRecord) -> list[Item]:
@@ -464,7 +378,7 @@ def _cell_items(a: CellRecord, b: CellRecord) -> list[Item]:
                     )
                 )
             continue
-        if va["fingerprint"] != vb["fingerprint"]:
+        if va["digest"] != vb["digest"]:
             items.append(
                 Item("variable", name, va["kind"], vb["kind"], _variable_detail(name, va, vb))
             )
@@ -557,12 +471,10 @@ def compare_environments(recorded: dict[str, Any], here: dict[str, Any]) -> list
 
 
 def save_recording(path: Path, notebook: Path, run: Run) -> None:
-    """Write a run's per-cell fingerprints and its environment as JSON."""
-    from repro import __version__
-
+    """Write a run's per-cell digests and its environment as JSON."""
     data = {
         "format": FORMAT,
-        "repro": __version__,
+        "repro": _version(),
         "notebook": Path(notebook).name,
         "hash_seed": run.hash_seed,
         "environment": run.environment,
@@ -656,33 +568,11 @@ def verify_notebook(
     return report
 
 
-def run_verify_command(args: Any) -> int:
-    """``repro verify``: the parsed arguments in, the report printed, the exit status out."""
-    notebook = Path(args.notebook)
-    if not notebook.is_file():
-        print(f"repro verify: error: no notebook {str(notebook)!r}", file=sys.stderr)
-        return 2
-    if args.against and not Path(args.against).is_file():
-        print(f"repro verify: error: no recording {args.against!r}", file=sys.stderr)
-        return 2
+def _version() -> str:
+    """This repro's version, for a recording (read from the installed distribution)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        report = verify_notebook(
-            notebook,
-            runs=args.runs,
-            kernel=args.kernel,
-            timeout=args.timeout,
-            hash_seed=args.hash_seed,
-            save=Path(args.save) if args.save else None,
-            against=Path(args.against) if args.against else None,
-            progress=not args.quiet and not args.json and sys.stderr.isatty(),
-        )
-    except ValueError as exc:  # a recording that is not one
-        print(f"repro verify: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=1, default=str))
-    elif args.quiet:
-        print(report.verdict)
-    else:
-        print(report)
-    return report.exit_code
+        return version("jupyter-repro")
+    except PackageNotFoundError:
+        return "unknown"

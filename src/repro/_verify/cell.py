@@ -1,0 +1,345 @@
+"""``%%repro --verify``: a notebook cell, run several times from the same start in its kernel."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from repro._verify.digest import DigestError, digest, strip_addresses
+from repro._verify.report import (
+    DISPLAYED,
+    DISPLAYS,
+    PRINTED,
+    RAISED,
+    Difference,
+    Raised,
+    VerifyReport,
+    compare_outputs,
+)
+from repro._verify.start import (
+    ArgumentError,
+    Uncopyable,
+    check_runs,
+    check_settings,
+    copy_all,
+    resolve_seed,
+)
+
+__all__ = ["verify_cell"]
+
+#: Values shared, not copied, between runs: they hold code, not results.
+_SHARED = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
+
+
+@dataclass(frozen=True)
+class _CompiledCell:
+    body: Any
+    last: Any | None
+    loads: tuple[str, ...]
+    stores: tuple[str, ...]
+
+
+def _compile_cell(shell: Any, line: str, cell: str) -> _CompiledCell:
+    """The cell as the magic runs it (IPython's transforms), split before its last expression."""
+    from repro._cell import parse
+
+    filename, tree, last = parse(shell, line, cell)
+    loads: dict[str, None] = {}
+    stores: dict[str, None] = {}
+    nodes = [*ast.walk(tree), *(ast.walk(last) if last is not None else ())]
+    for node in nodes:
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else stores)[node.id] = None
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            stores[node.name] = None
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            loads[node.target.id] = None  # ``x += 1`` reads x, and may change it in place
+    body = shell.compile(tree, filename, "exec")
+    last_code = None
+    if last is not None:
+        expression = ast.Expression(body=last.value)
+        ast.copy_location(expression, last)
+        last_code = shell.compile(expression, filename, "eval")
+    return _CompiledCell(body, last_code, tuple(loads), tuple(stores))
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):  # nested functions, comprehensions
+            names |= _code_names(const)
+    return names
+
+
+def _reached_names(ns: dict[str, Any], loads: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The names the cell reads, plus the globals that functions defined in this namespace
+    (and the functions they call) read; and those functions, which the extra runs re-bind."""
+    reached = dict.fromkeys(loads)
+    functions: list[str] = []
+    pending = list(loads)
+    while pending:
+        name = pending.pop()
+        value = ns.get(name)
+        if isinstance(value, types.FunctionType) and value.__globals__ is ns:
+            functions.append(name)
+            for found in sorted(_code_names(value.__code__) - set(reached)):
+                reached[found] = None
+                pending.append(found)
+    return list(reached), functions
+
+
+def _rebind(functions: list[str], ns: dict[str, Any], scratch: dict[str, Any]) -> None:
+    """Put in ``scratch`` copies of ``functions`` whose globals are ``scratch``, so the globals
+    they read and change in an extra run are that run's copies, not the kernel's."""
+    for name in functions:
+        f = ns[name]
+        g = types.FunctionType(f.__code__, scratch, f.__name__, f.__defaults__, f.__closure__)
+        g.__kwdefaults__, g.__qualname__ = f.__kwdefaults__, f.__qualname__
+        g.__dict__.update(f.__dict__)
+        scratch[name] = g
+
+
+def _is_result(value: Any) -> bool:
+    return not isinstance(value, _SHARED)
+
+
+class _Tee(io.TextIOBase):
+    """Write to the real stream and remember the text (the real run's printed output)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.parts, self.paused = stream, [], False
+
+    def write(self, text: str) -> int:
+        if not self.paused:
+            self.parts.append(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def _tee_stdout() -> Iterator[_Tee]:
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        yield tee
+    finally:
+        sys.stdout = tee.stream
+
+
+def _run_once(compiled: _CompiledCell, ns: dict[str, Any]) -> Any:
+    exec(compiled.body, ns)
+    return None if compiled.last is None else eval(compiled.last, ns)
+
+
+def _named_digest(name: str, value: Any) -> str:
+    try:
+        return digest(value)
+    except DigestError as exc:
+        raise DigestError(f"{name}: {exc}") from None
+
+
+def _cell_outputs(
+    compiled: _CompiledCell,
+    ns: dict[str, Any],
+    before: dict[str, str],
+    shown: Any,
+    printed: str,
+    displays: list[dict[str, Any]],
+) -> dict[str, Any]:
+    outputs = {n: ns[n] for n in compiled.stores if n in ns and _is_result(ns[n])}
+    outputs.update({n: ns[n] for n in before if n in ns and _named_digest(n, ns[n]) != before[n]})
+    for name, value in outputs.items():
+        _named_digest(name, value)  # readable, or the cell cannot be verified
+    if shown is not None:
+        outputs[DISPLAYED] = shown
+    if printed:
+        outputs[PRINTED] = strip_addresses(printed)
+    if displays:
+        outputs[DISPLAYS] = [_normalized_bundle(data) for data in displays]
+    return outputs
+
+
+def _normalized_bundle(data: dict[str, Any]) -> dict[str, Any]:
+    """A display's mime bundle without what differs between identical runs."""
+    bundle = {}
+    for mime, value in data.items():
+        if mime == "application/vnd.jupyter.widget-view+json" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "model_id"}
+        elif isinstance(value, str):
+            value = strip_addresses(value)
+        bundle[mime] = value
+    return bundle
+
+
+@contextlib.contextmanager
+def _recording_displays(shell: Any, tee: _Tee) -> Iterator[list[dict[str, Any]]]:
+    """Record what ``display()`` publishes while still showing it (the ordinary run); a
+    terminal's publisher prints it, which ``tee`` must not count as printed output."""
+    publisher = shell.display_pub
+    original = publisher.publish
+    patched_before = "publish" in vars(publisher)
+    shown: list[dict[str, Any]] = []
+
+    def publish(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        shown.append(data)
+        tee.paused = True
+        try:
+            return original(data, *args, **kwargs)
+        finally:
+            tee.paused = False
+
+    publisher.publish = publish
+    try:
+        yield shown
+    finally:
+        if patched_before:
+            publisher.publish = original
+        else:
+            del publisher.publish  # the class's method again
+
+
+def verify_cell(
+    shell: Any,
+    line: str,
+    cell: str,
+    *,
+    runs: int = 2,
+    seed: int | None = None,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    keep: bool = False,
+) -> VerifyReport:
+    """Run ``cell`` ``runs`` times from the same start in ``shell``; leave it as after one run.
+
+    The extra runs go first, each in a scratch namespace: a shallow copy of the
+    user namespace in which every value the cell reads (found in its AST) is a
+    deep copy, under ``scope(seed, profile)``, with their printed output
+    and displays captured. The last run is the ordinary one, in the user
+    namespace, with ``%%repro``'s semantics (restored afterwards, or kept with
+    ``keep``); it shows its output and sets ``Out`` as usual. Compared: every
+    variable the cell creates, rebinds or mutates, the displayed result and
+    the printed output. A value that cannot be deep-copied makes the report
+    say "cannot verify" and the cell runs once, normally.
+    """
+    __tracebackhide__ = True
+    from repro._session import record_verdict
+
+    overrides = overrides or {}
+    try:
+        runs = check_runs(runs)
+        seed = resolve_seed(seed)
+        check_settings(profile, overrides)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(str(exc)) from None
+    report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep)
+    record_verdict(report.verdict)
+    return report
+
+
+def _verify_cell(
+    shell: Any,
+    line: str,
+    cell: str,
+    runs: int,
+    seed: int,
+    profile: str | None,
+    overrides: dict[str, Any],
+    keep: bool,
+) -> VerifyReport:
+    __tracebackhide__ = True
+    from IPython.utils.capture import capture_output
+
+    from repro._diagnostics import listing_nondeterministic_ops, nondeterministic_ops
+    from repro._session import record_verdict, scope, setup
+
+    compiled = _compile_cell(shell, line, cell)
+    ns = shell.user_ns
+    reached, functions = _reached_names(ns, compiled.loads)
+    inputs = {n: ns[n] for n in reached if n in ns and _is_result(ns[n])}
+    notes = []
+    reference: dict[str, Any] | None = None
+    differences: list[Difference] = []
+    unverifiable = None
+    try:
+        before = {n: _named_digest(n, v) for n, v in inputs.items()}
+        for run in range(1, runs):
+            scratch = {**ns, **copy_all(inputs)}
+            _rebind(functions, ns, scratch)
+            # Warn-only ops are listed once, for the ordinary run: the extra runs' are dropped.
+            with (
+                capture_output(display=True) as captured,
+                nondeterministic_ops(),
+                scope(seed, profile, **overrides),
+            ):
+                raised = None
+                try:
+                    shown = _run_once(compiled, scratch)
+                except Exception as exc:
+                    text = f"{type(exc).__name__}: {strip_addresses(str(exc))}"
+                    shown, raised = None, Raised(text)
+            displays = [output.data for output in captured.outputs]
+            outputs = _cell_outputs(compiled, scratch, before, shown, captured.stdout, displays)
+            if raised is not None:
+                outputs[RAISED] = raised
+            del scratch
+            if reference is None:
+                reference = outputs
+            else:
+                differences += compare_outputs(reference, outputs, run)
+            del outputs  # only the first run's outputs are kept: one extra copy
+    except (Uncopyable, DigestError) as exc:
+        unverifiable, reference = str(exc), None
+    # The ordinary run, last: the namespace, RNG states and display are as after one run.
+    if keep:
+        setup(seed, profile, **overrides)
+        context: Any = contextlib.nullcontext()
+    else:
+        context = scope(seed, profile, **overrides)
+    with context, listing_nondeterministic_ops():
+        with _tee_stdout() as tee, _recording_displays(shell, tee) as displays:
+            try:
+                shown = _run_once(compiled, ns)
+            except Exception as exc:
+                if reference is not None and RAISED not in reference:
+                    # The verdict cannot be returned past the error: say it above the traceback.
+                    line = (
+                        f"NOT reproducible: run {runs} raised {type(exc).__name__}, run 1 did not"
+                    )
+                    record_verdict(line)
+                    print(line, file=sys.stderr)
+                _render_from_user_frame(shell, exc)
+                raise
+        if shown is not None:
+            sys.displayhook(shown)
+    if reference is None:
+        return VerifyReport(runs, seed, (), unverifiable=unverifiable or "no run to compare")
+    try:
+        outputs = _cell_outputs(compiled, ns, before, shown, "".join(tee.parts), displays)
+        differences += compare_outputs(reference, outputs, runs)
+    except DigestError as exc:
+        return VerifyReport(runs, seed, (), unverifiable=str(exc))
+    if functions:
+        notes.append(
+            f"{', '.join(functions)} ran on copies of the globals they use; their closures, "
+            "and methods of your classes, are shared between the runs"
+        )
+    names = tuple(dict.fromkeys([*reference, *outputs]))
+    return VerifyReport(runs, seed, names, tuple(differences), notes=tuple(notes))
+
+
+def _render_from_user_frame(shell: Any, exc: BaseException) -> None:
+    """Show the traceback from the user's line on, as ``%%repro`` does for a plain run."""
+    etype, value, tb = sys.exc_info()
+    if tb is None:
+        return
+    stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)
+    with contextlib.suppress(AttributeError):
+        exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]

@@ -1,0 +1,103 @@
+"""verify's recorder: what runs inside a notebook's kernel, after each code cell.
+
+The host (:mod:`repro._verify.notebook`) evaluates :data:`KERNEL_EXPRESSION` as a
+silent user expression; it binds no name in the user's namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from repro._shown import redact
+from repro._verify.digest import describe, digest
+
+__all__ = ["ENVIRONMENT_EXPRESSION", "KERNEL_EXPRESSION", "SMALL", "kernel_record"]
+
+#: Evaluated in the kernel after each code cell (binds no name in the user's namespace).
+KERNEL_EXPRESSION = "__import__('repro._verify.recorder', fromlist=['_']).kernel_record()"
+ENVIRONMENT_EXPRESSION = (
+    "__import__('json').dumps(__import__('repro._capture', fromlist=['_']).environment(), "
+    "default=str)"
+)
+
+#: Arrays up to this many elements travel with their values, so a difference can be
+#: described element by element; larger ones only by digest and kind.
+SMALL = 1000
+
+
+def _small_values(value: Any) -> dict[str, Any]:
+    np = sys.modules.get("numpy")
+    torch = sys.modules.get("torch")
+    if isinstance(value, bool | int | float | str) and len(repr(value)) <= 200:
+        return {"value": redact(value) if isinstance(value, str) else value}
+    if torch is not None and isinstance(value, torch.Tensor) and value.numel() <= SMALL:
+        t = value.detach().cpu()
+        if t.is_floating_point() and t.dtype != torch.float64:
+            t = t.double()
+        return {"values": t.tolist(), "dtype": str(value.dtype).removeprefix("torch.")}
+    if (
+        np is not None
+        and isinstance(value, np.ndarray)
+        and value.size <= SMALL
+        and value.dtype.kind in "biuf"
+    ):
+        return {"values": value.tolist(), "dtype": str(value.dtype)}
+    return _summary(value, np, torch)
+
+
+def _summary(value: Any, np: Any, torch: Any) -> dict[str, Any]:
+    """Mean, min and max of a large real array: what a difference is described by."""
+    if torch is not None and isinstance(value, torch.Tensor) and value.numel():
+        t = value.detach()
+        if t.is_complex() or t.dtype == torch.bool:
+            return {}
+        t = t.float() if not t.is_floating_point() else t
+        return {"summary": [float(t.mean()), float(t.min()), float(t.max())]}
+    if (
+        np is not None
+        and isinstance(value, np.ndarray)
+        and value.size
+        and value.dtype.kind in "iuf"
+    ):
+        return {"summary": [float(value.mean()), float(value.min()), float(value.max())]}
+    return {}
+
+
+#: In the kernel: each variable's digest after the previous cell, so that values and
+#: summaries are computed only for the variables a cell changed.
+_previous: dict[str, str] = {}
+
+
+def kernel_record() -> str:
+    """In a kernel: JSON of each user variable's digest and kind, and each RNG stream's
+    fingerprint (what the host evaluates after every code cell)."""
+    import types
+
+    from IPython import get_ipython
+
+    from repro.frameworks import loaded
+
+    shell = get_ipython()
+    hidden = shell.user_ns_hidden
+    variables = {}
+    for name, value in list(shell.user_ns.items()):
+        if name.startswith("_") or (name in hidden and hidden[name] is value):
+            continue
+        if isinstance(value, types.ModuleType | types.FunctionType | type):
+            continue
+        try:
+            entry = {"digest": digest(value), "kind": describe(value)}
+            if _previous.get(name) != entry["digest"]:
+                entry.update(_small_values(value))
+        except Exception as exc:  # an object the digest cannot read: said, not hidden
+            entry = {"unreadable": f"{type(exc).__name__}: {exc}", "kind": describe(value)}
+            entry["digest"] = ""
+        variables[name] = entry
+    _previous.clear()
+    _previous.update({name: entry["digest"] for name, entry in variables.items()})
+    streams = {}
+    for fw in loaded():
+        streams.update(fw.fingerprints())
+    return json.dumps({"variables": variables, "rng": streams}, default=str)

@@ -1,0 +1,344 @@
+"""What verify decides and how it says it: one text for a difference, at every scale.
+
+:func:`compare` compares two values by digest first (one read of each array) and
+describes a difference element by element only where the digests differ: which
+output, dtype and shape, how many elements differ, the largest absolute
+difference and the first differing index. :class:`VerifyReport` is the verdict
+of the function and cell scales.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from repro._shown import redact
+from repro._verify.digest import Leaf, describe, digest, leaves, strip_addresses
+
+__all__ = [
+    "DISPLAYED",
+    "DISPLAYS",
+    "PRINTED",
+    "RAISED",
+    "Difference",
+    "Raised",
+    "VerifyReport",
+    "compare",
+    "compare_outputs",
+]
+
+#: The output names of what a cell shows: its last expression's value, and what it printed.
+DISPLAYED = "displayed result"
+PRINTED = "printed output"
+#: The output name of an exception a run raised instead of finishing.
+RAISED = "raised"
+#: The output name of what the cell showed with ``display()`` (rich outputs).
+DISPLAYS = "display() outputs"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """How one output of a run differs from the same output of the first run."""
+
+    #: the variable name, ``"displayed result"``, ``"printed output"``, ``"result"``, ``"args[0]"``
+    output: str
+    #: which run differs from run 1 (runs count from 1)
+    run: int
+    #: what differs: ``"values"``, ``"bits"`` (only signed zeros or NaN payloads),
+    #: ``"dtype/shape"``, ``"type"``, ``"missing"`` or ``"error"``
+    what: str
+    #: the first differing leaf inside the output (``".fc.weight"``, ``"['loss']"``), or ``""``
+    where: str = ""
+    #: how many leaves (arrays, numbers...) of the output differ
+    leaves: int = 1
+    #: the leaf's description in run 1 and in the differing run
+    first: str = ""
+    second: str = ""
+    #: elements of the leaf that differ, out of ``total``; None for non-arrays
+    differing: int | None = None
+    total: int | None = None
+    max_abs: float | None = None
+    first_index: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # The descriptions show the user's values: one read from a secret-looking
+        # environment variable is shown as $NAME (also in the HTML and as_dict forms).
+        object.__setattr__(self, "first", redact(self.first))
+        object.__setattr__(self, "second", redact(self.second))
+
+    def __str__(self) -> str:
+        where = f"{self.output}{self.where}"
+        if self.what == "values" and self.differing is not None:
+            text = f"{where}: {self.first}: {self.differing} of {self.total} elements differ"
+            if self.max_abs is not None:
+                text += f", largest abs diff {self.max_abs:.6g}"
+            if self.first_index is not None:
+                text += f", first at {self.first_index}"
+        elif self.what == "values":
+            text = f"{where}: {self.first} → {self.second}"
+        elif self.what == "bits":
+            text = f"{where}: {self.first}: equal values, different bits (signed zeros or NaNs)"
+        elif self.what == "missing":
+            first, second = self.first or "absent", self.second or "absent"
+            text = f"{where}: {first} in run 1, {second} in run {self.run}"
+        elif self.what == "error":
+            text = f"{where}: {self.first} in run 1, {self.second} in run {self.run}"
+        else:
+            text = f"{where}: {self.what} {self.first} in run 1, {self.second} in run {self.run}"
+        if self.leaves > 1:
+            text += f" (and {self.leaves - 1} more inside {self.output})"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """The difference as JSON-ready data."""
+        return {
+            "output": self.output,
+            "run": self.run,
+            "what": self.what,
+            "where": self.where,
+            "leaves": self.leaves,
+            "first": self.first,
+            "second": self.second,
+            "differing": self.differing,
+            "total": self.total,
+            "max_abs": self.max_abs,
+            "first_index": None if self.first_index is None else list(self.first_index),
+        }
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The verdict on running the same code several times; ``bool(report)``: it repeated."""
+
+    runs: int
+    seed: int | None
+    #: the outputs compared, in order
+    outputs: tuple[str, ...]
+    differences: tuple[Difference, ...] = ()
+    #: why the code could not be verified (then no verdict on its outputs), or None
+    unverifiable: str | None = None
+    #: what was not compared or was normalised, said so the verdict is read rightly
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def reproducible(self) -> bool | None:
+        """True if every output repeated bit for bit, False if one differed, None if undecided."""
+        if self.unverifiable is not None:
+            return None
+        return not self.differences
+
+    @property
+    def differing(self) -> tuple[str, ...]:
+        """The outputs that differ, in order, each once."""
+        return tuple(dict.fromkeys(d.output for d in self.differences))
+
+    @property
+    def verdict(self) -> str:
+        """One line: ``reproducible: 5 outputs identical over 2 runs`` or what differs."""
+        if self.unverifiable is not None:
+            return f"cannot verify: {self.unverifiable}"
+        n = len(self.outputs)
+        noun = "output" if n == 1 else "outputs"
+        if not self.differences:
+            return f"reproducible: {n} {noun} identical over {self.runs} runs"
+        names = self.differing
+        verb = "differs" if len(names) == 1 else "differ"
+        return f"NOT reproducible: {len(names)} of {n} {noun} {verb}: {', '.join(names)}"
+
+    def __bool__(self) -> bool:
+        return self.reproducible is True
+
+    def __str__(self) -> str:
+        # The verdict comes last: under the details, where the eye lands after the output.
+        # Each output once, as in the first run that differs (the data keeps every run).
+        first = {d.output: d for d in reversed(self.differences)}
+        lines = [f"  {d}" for d in self.differences if first[d.output] is d]
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join([*lines, self.verdict])
+
+    def __repr__(self) -> str:
+        return f"<VerifyReport {self.verdict}>"
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        color = {True: "#1a7f37", False: "#cf222e", None: "#9a6700"}[self.reproducible]
+        rows = "".join(
+            f"<tr><td><code>{e(d.output + d.where)}</code></td><td>{e(d.what)}</td>"
+            f"<td>{e(d.first)}</td><td>{'' if d.differing is None else d.differing}"
+            f"{'' if d.total is None else f' / {d.total}'}</td>"
+            f"<td>{'' if d.max_abs is None else f'{d.max_abs:.6g}'}</td>"
+            f"<td>{'' if d.first_index is None else e(str(d.first_index))}</td></tr>"
+            for d in self.differences
+        )
+        table = (
+            "<table><tr><th>output</th><th>what</th><th>kind</th><th>elements differing</th>"
+            f"<th>largest abs diff</th><th>first index</th></tr>{rows}</table>"
+            if rows
+            else ""
+        )
+        notes = "".join(f"<div><small>{e(n)}</small></div>" for n in self.notes)
+        return (
+            f"<div class='repro-verify'><b style='color:{color}'>{e(self.verdict)}</b>"
+            f"{table}{notes}</div>"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "verdict": self.verdict,
+            "reproducible": self.reproducible,
+            "runs": self.runs,
+            "seed": self.seed,
+            "outputs": list(self.outputs),
+            "differences": [d.as_dict() for d in self.differences],
+            "unverifiable": self.unverifiable,
+            "notes": list(self.notes),
+        }
+
+
+# --- comparing values ------------------------------------------------------------
+
+
+def compare(name: str, first: Any, second: Any, run: int = 2) -> Difference | None:
+    """How ``second`` (from run ``run``) differs from ``first`` as output ``name``; None if equal.
+
+    Equality is bitwise, decided by digest; the details are computed only
+    for a value whose digest differs.
+    """
+    if digest(first) == digest(second):
+        return None
+    a = {leaf.path: leaf for leaf in leaves(first)}
+    b = {leaf.path: leaf for leaf in leaves(second)}
+    found: list[Difference] = []
+    for path in dict.fromkeys([*a, *b]):
+        if path not in a or path not in b:
+            there = a.get(path) or b.get(path)
+            assert there is not None
+            desc = describe(there.value)
+            found.append(
+                Difference(
+                    name,
+                    run,
+                    "missing",
+                    _clean(path),
+                    first=desc if path in a else "",
+                    second=desc if path in b else "",
+                )
+            )
+        elif digest(a[path].value) != digest(b[path].value):
+            found.append(_leaf_difference(name, run, a[path], b[path]))
+    if not found:  # the same leaves, but a set, a type or an order differs
+        return Difference(name, run, "values", "", 1, describe(first), describe(second))
+    head = found[0]
+    return Difference(
+        head.output,
+        head.run,
+        head.what,
+        head.where,
+        len(found),
+        head.first,
+        head.second,
+        head.differing,
+        head.total,
+        head.max_abs,
+        head.first_index,
+    )
+
+
+def _clean(path: str) -> str:
+    return path.replace("#len", "").replace("#type", "")
+
+
+def _leaf_difference(name: str, run: int, a: Leaf, b: Leaf) -> Difference:
+    where = _clean(a.path)
+    x, y = a.value, b.value
+    if a.path.endswith("#len"):
+        return Difference(name, run, "dtype/shape", where, 1, f"length {x}", f"length {y}")
+    xa, ya = _as_numpy(x), _as_numpy(y)
+    if xa is None or ya is None:
+        if type(x) is not type(y):
+            return Difference(name, run, "type", where, 1, type(x).__name__, type(y).__name__)
+        return Difference(name, run, "values", where, 1, _short(x), _short(y))
+    if xa.dtype != ya.dtype or xa.shape != ya.shape or type(x) is not type(y):
+        return Difference(name, run, "dtype/shape", where, 1, describe(x), describe(y))
+    return _array_difference(name, run, where, describe(x), xa, ya)
+
+
+def _as_numpy(value: Any) -> Any:
+    """A NumPy view or host copy of an array or tensor leaf (only for leaves that differ)."""
+    np = sys.modules.get("numpy")
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        t = value.detach().cpu().resolve_conj().resolve_neg()
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        try:
+            return t.numpy()
+        except TypeError:  # dtypes NumPy does not have (float8...)
+            return t.float().numpy()
+    if np is not None and isinstance(value, np.ndarray | np.generic):
+        return np.asarray(value)
+    return None
+
+
+def _array_difference(name: str, run: int, where: str, desc: str, a: Any, b: Any) -> Difference:
+    import numpy as np
+
+    # NaN where both runs have NaN counts as equal: the digests already said "bits differ".
+    equal = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind in "fc" else a == b
+    unequal = ~np.asarray(equal)
+    count = int(unequal.sum())
+    if count == 0:
+        return Difference(name, run, "bits", where, 1, desc, desc)
+    index = tuple(int(i) for i in np.argwhere(unequal)[0]) if a.ndim else None
+    max_abs = None
+    if a.dtype.kind in "iufc":
+        with np.errstate(all="ignore"):
+            gaps = np.abs(
+                a[unequal].astype(np.complex128 if a.dtype.kind == "c" else np.float64)
+                - b[unequal].astype(np.complex128 if a.dtype.kind == "c" else np.float64)
+            )
+        finite = gaps[~np.isnan(gaps)]
+        max_abs = float(finite.max()) if finite.size else math.nan
+    return Difference(name, run, "values", where, 1, desc, desc, count, int(a.size), max_abs, index)
+
+
+def _short(value: Any) -> str:
+    # Redacted by Difference itself, like every description it holds.
+    text = strip_addresses(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def compare_outputs(reference: dict[str, Any], other: dict[str, Any], run: int) -> list[Difference]:
+    """How run ``run``'s named outputs differ from the reference run's, one per output."""
+    found = []
+    for name in dict.fromkeys([*reference, *other]):
+        if name not in other or name not in reference:
+            there = reference.get(name, other.get(name))
+            found.append(
+                Difference(
+                    name,
+                    run,
+                    "missing",
+                    first=describe(there) if name in reference else "",
+                    second=describe(there) if name in other else "",
+                )
+            )
+            continue
+        diff = compare(name, reference[name], other[name], run)
+        if diff is not None:
+            found.append(diff)
+    return found
+
+
+@dataclass(frozen=True)
+class Raised:
+    """A run that raised instead of returning (compared like a value)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return f"raised {self.text}"
