@@ -30,6 +30,7 @@ from repro._verify.start import (
     copy_all,
     resolve_seed,
 )
+from repro._verify.trace import FirstOp, Trace, check_trace, divergence, tracing_if
 
 __all__ = ["verify_cell"]
 
@@ -216,6 +217,7 @@ def verify_cell(
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
     keep: bool = False,
+    trace: bool = False,
 ) -> VerifyReport:
     """Run ``cell`` ``runs`` times from the same start in ``shell``; leave it as after one run.
 
@@ -227,19 +229,21 @@ def verify_cell(
     ``keep``); it shows its output and sets ``Out`` as usual. Compared: every
     variable the cell creates, rebinds or mutates, the displayed result and
     the printed output. A value that cannot be deep-copied makes the report
-    say "cannot verify" and the cell runs once, normally.
+    say "cannot verify" and the cell runs once, normally. With ``trace``, every
+    run's torch ops are recorded and ``report.first_op`` names the first that differed.
     """
     __tracebackhide__ = True
     from repro._session import record_verdict
 
     overrides = overrides or {}
     try:
+        check_trace(trace)
         runs = check_runs(runs)
         seed = resolve_seed(seed)
         check_settings(profile, overrides)
     except (TypeError, ValueError) as exc:
         raise ArgumentError(str(exc)) from None
-    report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep)
+    report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep, trace)
     record_verdict(report.verdict)
     return report
 
@@ -253,6 +257,7 @@ def _verify_cell(
     profile: str | None,
     overrides: dict[str, Any],
     keep: bool,
+    trace: bool,
 ) -> VerifyReport:
     __tracebackhide__ = True
     from IPython.utils.capture import capture_output
@@ -268,6 +273,9 @@ def _verify_cell(
     reference: dict[str, Any] | None = None
     differences: list[Difference] = []
     unverifiable = None
+    reference_trace: Trace | None = None
+    first_op: FirstOp | None = None
+    trace_note: str | None = None
     try:
         before = {n: _named_digest(n, v) for n, v in inputs.items()}
         for run in range(1, runs):
@@ -278,6 +286,7 @@ def _verify_cell(
                 capture_output(display=True) as captured,
                 nondeterministic_ops(),
                 scope(seed, profile, **overrides),
+                tracing_if(trace) as recorded,
             ):
                 raised = None
                 try:
@@ -291,10 +300,13 @@ def _verify_cell(
                 outputs[RAISED] = raised
             del scratch
             if reference is None:
-                reference = outputs
+                reference, reference_trace = outputs, recorded
             else:
-                differences += compare_outputs(reference, outputs, run)
-            del outputs  # only the first run's outputs are kept: one extra copy
+                found = compare_outputs(reference, outputs, run)
+                differences += found
+                if found and first_op is None and trace_note is None:
+                    first_op, trace_note = divergence(reference_trace, recorded)
+            del outputs, recorded  # only the first run's outputs are kept: one extra copy
     except (Uncopyable, DigestError) as exc:
         unverifiable, reference = str(exc), None
     # The ordinary run, last: the namespace, RNG states and display are as after one run.
@@ -304,7 +316,11 @@ def _verify_cell(
     else:
         context = scope(seed, profile, **overrides)
     with context, listing_nondeterministic_ops():
-        with _tee_stdout() as tee, _recording_displays(shell, tee) as displays:
+        with (
+            _tee_stdout() as tee,
+            _recording_displays(shell, tee) as displays,
+            tracing_if(trace and reference is not None) as recorded,
+        ):
             try:
                 shown = _run_once(compiled, ns)
             except Exception as exc:
@@ -323,7 +339,10 @@ def _verify_cell(
         return VerifyReport(runs, seed, (), unverifiable=unverifiable or "no run to compare")
     try:
         outputs = _cell_outputs(compiled, ns, before, shown, "".join(tee.parts), displays)
-        differences += compare_outputs(reference, outputs, runs)
+        found = compare_outputs(reference, outputs, runs)
+        differences += found
+        if found and first_op is None and trace_note is None:
+            first_op, trace_note = divergence(reference_trace, recorded)
     except DigestError as exc:
         return VerifyReport(runs, seed, (), unverifiable=str(exc))
     if functions:
@@ -332,7 +351,15 @@ def _verify_cell(
             "and methods of your classes, are shared between the runs"
         )
     names = tuple(dict.fromkeys([*reference, *outputs]))
-    return VerifyReport(runs, seed, names, tuple(differences), notes=tuple(notes))
+    return VerifyReport(
+        runs,
+        seed,
+        names,
+        tuple(differences),
+        notes=tuple(notes),
+        first_op=first_op,
+        trace_note=trace_note,
+    )
 
 
 def _render_from_user_frame(shell: Any, exc: BaseException) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from repro._shown import redact
 from repro._verify.digest import Leaf, describe, digest, leaves, strip_addresses
+from repro._verify.trace import FirstOp
 
 __all__ = [
     "DISPLAYED",
@@ -122,6 +123,10 @@ class VerifyReport:
     unverifiable: str | None = None
     #: what was not compared or was normalised, said so the verdict is read rightly
     notes: tuple[str, ...] = field(default=())
+    #: with ``trace=True``: the first torch op whose output differed, and why (None if none)
+    first_op: FirstOp | None = None
+    #: with ``trace=True``: why no op could be named (no torch, every op agreed), or None
+    trace_note: str | None = None
 
     @property
     def reproducible(self) -> bool | None:
@@ -157,7 +162,11 @@ class VerifyReport:
         first = {d.output: d for d in reversed(self.differences)}
         lines = [f"  {d}" for d in self.differences if first[d.output] is d]
         lines += [f"  note: {note}" for note in self.notes]
-        return "\n".join([*lines, self.verdict])
+        # Why it diverged leads: the first op is the answer, the outputs its consequences.
+        lead = [str(self.first_op)] if self.first_op is not None else []
+        if self.trace_note is not None:
+            lead.append(f"trace: {self.trace_note}")
+        return "\n".join([*lead, *lines, self.verdict])
 
     def __repr__(self) -> str:
         return f"<VerifyReport {self.verdict}>"
@@ -180,8 +189,11 @@ class VerifyReport:
             else ""
         )
         notes = "".join(f"<div><small>{e(n)}</small></div>" for n in self.notes)
+        lead = self.first_op._repr_html_() if self.first_op is not None else ""
+        if self.trace_note is not None:
+            lead += f"<div><small>trace: {e(self.trace_note)}</small></div>"
         return (
-            f"<div class='repro-verify'><b style='color:{color}'>{e(self.verdict)}</b>"
+            f"<div class='repro-verify'>{lead}<b style='color:{color}'>{e(self.verdict)}</b>"
             f"{table}{notes}</div>"
         )
 
@@ -196,6 +208,8 @@ class VerifyReport:
             "differences": [d.as_dict() for d in self.differences],
             "unverifiable": self.unverifiable,
             "notes": list(self.notes),
+            "first_op": None if self.first_op is None else self.first_op.as_dict(),
+            "trace_note": self.trace_note,
         }
 
 

@@ -39,6 +39,8 @@ __all__ = [
     "RANDOM",
     "FirstOp",
     "Trace",
+    "check_trace",
+    "divergence",
     "first_op",
     "tracing",
 ]
@@ -525,6 +527,31 @@ def first_op(first: Trace, second: Trace) -> FirstOp | str:
         "difference arose outside torch's ops (Python or NumPy code, or a write into a tensor's "
         "memory that bypassed torch, such as through .numpy())"
     )
+
+
+def divergence(first: Trace | None, second: Trace | None) -> tuple[FirstOp | None, str | None]:
+    """:func:`first_op` as a report holds it: the op, or the sentence why none is named."""
+    if first is None or second is None:
+        return None, None
+    found = first_op(first, second)
+    return (None, found) if isinstance(found, str) else (found, None)
+
+
+def check_trace(trace: Any) -> bool:
+    """``trace`` if it is a bool; else a one-line TypeError."""
+    if not isinstance(trace, bool):
+        raise TypeError(f"trace must be True or False, got {type(trace).__name__} {trace!r}")
+    return trace
+
+
+@contextmanager
+def tracing_if(on: bool) -> Iterator[Trace | None]:
+    """:func:`tracing` when ``on``, else nothing traced (None)."""
+    if not on:
+        yield None
+        return
+    with tracing() as trace:
+        yield trace
 
 
 def _different_path(
