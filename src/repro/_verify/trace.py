@@ -225,11 +225,9 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     def creation_line(frame: Any) -> tuple[str, int] | None:
         """The line that created an autograd node, from the frame of the first op after it:
         for your own autograd.Function, the line that called ``.apply``, not its ``forward``."""
-        if frame.f_code.co_name == "forward" and frame.f_back is not None:
-            if frame.f_back.f_code.co_filename == function_py:
-                outer = user_frame(frame.f_back)
-                if outer is not None:
-                    frame = outer
+        back = frame.f_back
+        if frame.f_code.co_name == "forward" and back and back.f_code.co_filename == function_py:
+            frame = user_frame(back) or frame
         return (frame.f_code.co_filename, frame.f_lineno)
 
     def record(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -510,7 +508,8 @@ def first_op(first: Trace, second: Trace) -> FirstOp | str:
             return _different_path(index, a, b, first, second)
         if a[_OUTPUTS] == b[_OUTPUTS]:
             continue
-        later = sum(1 for x, y in zip(a_ops[index + 1 :], b_ops[index + 1 :]) if x[_OUTPUTS] != y[_OUTPUTS])
+        after = zip(a_ops[index + 1 :], b_ops[index + 1 :], strict=False)
+        later = sum(1 for x, y in after if x[_OUTPUTS] != y[_OUTPUTS])
         return _describe(index, a, b, second, later)
     if len(a_ops) != len(b_ops) and not (first.truncated or second.truncated):
         index = min(len(a_ops), len(b_ops))
@@ -592,7 +591,9 @@ def _where(op: tuple[Any, ...], trace: Trace) -> tuple[str, int] | None:
     return op[_WHERE]
 
 
-def _describe(index: int, a: tuple[Any, ...], b: tuple[Any, ...], trace: Trace, later: int) -> FirstOp:
+def _describe(
+    index: int, a: tuple[Any, ...], b: tuple[Any, ...], trace: Trace, later: int
+) -> FirstOp:
     info: _OpInfo = b[_OP]
     tensors_equal = a[_INPUTS] == b[_INPUTS]
     scalars_equal = _scalars_equal(a[_SCALARS], b[_SCALARS])
@@ -737,7 +738,9 @@ def _outside_explanation(
     info: _OpInfo, a: tuple[Any, ...], b: tuple[Any, ...], tensors_equal: bool
 ) -> str:
     if not tensors_equal:
-        differing = [i for i, (x, y) in enumerate(zip(a[_INPUTS], b[_INPUTS])) if x != y]
+        differing = [
+            i for i, (x, y) in enumerate(zip(a[_INPUTS], b[_INPUTS], strict=True)) if x != y
+        ]
         leaves = set(b[_LEAVES] or ()) | set(a[_LEAVES] or ())
         what = (
             "a tensor that no torch op in this run produced (made from a NumPy array, a "
