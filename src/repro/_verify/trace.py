@@ -284,13 +284,11 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
             outputs: tuple[int, ...] = (output_hash(result, info, inputs),)
         elif isinstance(result, list | tuple):
             outputs = tuple(
-                output_hash(out, info, inputs)
-                if isinstance(out, tensor_type)
-                else hash64(repr(out).encode())
+                output_hash(out, info, inputs) if isinstance(out, tensor_type) else value_hash(out)
                 for out in result
             )
         else:  # a Python number (.item()), or None
-            outputs = () if result is None else (hash64(repr(result).encode()),)
+            outputs = () if result is None else (value_hash(result),)
         first = result[0] if isinstance(result, list | tuple) and result else result
         cuda = isinstance(first, tensor_type) and first.is_cuda
         ops.append(
@@ -325,6 +323,13 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
             state["sweep"] = max(4096, 2 * len(known))
         known[id(out)] = (ref(out), version, value)
         return value
+
+    def value_hash(value: Any) -> int:
+        """A Python result (``.item()``'s number) by value; any other object by its type (a
+        profiler handle's repr holds an address)."""
+        if isinstance(value, int | float | complex | str):
+            return hash64(repr(value).encode())
+        return hash64(type(value).__qualname__.encode())
 
     def hash_leaf(t: Any) -> int:
         """A tensor no traced op produced (or changed since): hashed at first sight."""
