@@ -183,7 +183,8 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     metas: dict[Any, int] = {}
     internal: dict[str, bool] = {}
     infos = _INFOS
-    state = {"last_peek": -1, "sweep": 4096}
+    last_peek = -1
+    sweep_at = 4096
 
     def meta(t: Any, extra: str = "") -> int:
         key = (t.dtype, t.shape, t.stride(), extra)
@@ -231,6 +232,7 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         return (frame.f_code.co_filename, frame.f_lineno)
 
     def record(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        nonlocal last_peek
         if len(ops) >= MAX_OPS:
             trace.untraced += 1
             return func(*args, **kwargs)
@@ -267,17 +269,29 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
             None if info.generator is None else _generator_state(torch, func, info, args, kwargs)
         )
         node = current_node()
-        frame = user_frame(sys._getframe(1))
-        line = None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
         if node is None:
+            frame = user_frame(sys._getframe(1))
+            line = None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
             backward = None
             if sequence_nr is not None:
                 peek = sequence_nr()
-                if peek != state["last_peek"]:
-                    state["last_peek"] = peek
+                if peek != last_peek:
+                    last_peek = peek
                     peeks.append(peek)
                     lines.append(None if frame is None else creation_line(frame))
         else:
+            # Only a backward of your own (an autograd.Function's) runs Python code: torch's
+            # backward ops would all point to the line that called .backward(), so no walk.
+            caller = sys._getframe(2)
+            frame = None if caller is None else user_frame(caller)
+            line = (
+                None
+                if frame is None or frame is not caller
+                else (
+                    frame.f_code.co_filename,
+                    frame.f_lineno,
+                )
+            )
             backward = (node._sequence_nr(), node.name())
         result = func(*args, **kwargs)
         if isinstance(result, tensor_type):
@@ -317,10 +331,11 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
                 value = hash64(b"%d" % out.storage_offset(), meta(out) ^ inputs[0])
             else:
                 value = memory(out)
-        if len(known) > state["sweep"]:  # forget the tensors that died, now and then
+        nonlocal sweep_at
+        if len(known) > sweep_at:  # forget the tensors that died, now and then
             for key in [k for k, e in known.items() if e[0]() is None]:
                 del known[key]
-            state["sweep"] = max(4096, 2 * len(known))
+            sweep_at = max(4096, 2 * len(known))
         known[id(out)] = (ref(out), version, value)
         return value
 
