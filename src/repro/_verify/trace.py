@@ -24,6 +24,8 @@ import ctypes
 import html
 import linecache
 import os
+import re
+import struct
 import sys
 import weakref
 from collections.abc import Iterator
@@ -42,6 +44,8 @@ __all__ = [
     "check_trace",
     "divergence",
     "first_op",
+    "from_data",
+    "to_data",
     "tracing",
 ]
 
@@ -52,6 +56,11 @@ OUTSIDE = "inputs from outside torch"
 
 #: A run records at most this many ops (about 150 bytes each); later ops still run, untraced.
 MAX_OPS = 500_000
+#: ``repro verify NB --save FILE --trace`` keeps at most this many ops per cell (about 100
+#: bytes each in the JSON, so at most about 1 MB per cell)...
+MAX_SAVED_OPS = 10_000
+#: ...and at most this many in the whole recording (about 10 MB); later cells keep none.
+MAX_SAVED_TOTAL = 100_000
 
 # The fields of one op's record: a plain tuple, the smallest and quickest record to build.
 _OP, _WHERE, _NODE, _INPUTS, _SCALARS, _GENERATOR, _OUTPUTS, _LEAVES, _CUDA = range(9)
@@ -72,7 +81,13 @@ class _OpInfo:
     view: bool  # its output aliases an input without writing (a view)
     mutates: bool  # it writes into an argument (in place, or out=)
     uninitialized: bool
-    generator: int | None  # the position of its Generator? argument, if it draws
+    #: if it draws random numbers: the position of its Generator? argument (-1: it has none,
+    #: it draws from the default generator), else None
+    generator: int | None
+
+
+def _generator_position(schema: Any) -> int | None:
+    return next((i for i, a in enumerate(schema.arguments) if "Generator" in str(a.type)), None)
 
 
 def _op_info(func: Any) -> _OpInfo:
@@ -80,9 +95,15 @@ def _op_info(func: Any) -> _OpInfo:
     view = bool(schema.returns) and all(
         r.alias_info is not None and not r.alias_info.is_write for r in schema.returns
     )
-    generator = next(
-        (i for i, a in enumerate(schema.arguments) if "Generator" in str(a.type)), None
-    )
+    generator = _generator_position(schema)
+    if generator is None:
+        # aten.rand.default has no Generator argument, yet draws from the default generator:
+        # an op is a draw if any overload of it takes a generator (-1: this one does not).
+        packet = func._overloadpacket
+        for overload in packet.overloads():
+            if _generator_position(getattr(packet, overload)._schema) is not None:
+                generator = -1
+                break
     mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
     base = schema.name.split("::")[-1]
     return _OpInfo(str(func), base, view, mutates, base in _UNINITIALIZED, generator)
@@ -137,6 +158,8 @@ class Trace:
     lines: list[tuple[str, int] | None] = field(default_factory=list)
     #: torch's deterministic-algorithms setting when the run started: (on, warn_only)
     deterministic: tuple[bool, bool] = (False, False)
+    #: the text of lines, for a trace read back from data (its code lived in another process)
+    codes: dict[tuple[str, int], str] = field(default_factory=dict)
 
     @property
     def truncated(self) -> bool:
@@ -368,10 +391,11 @@ def _generator_state(
 ) -> tuple[int, str]:
     """The hash of the state of the generator a random op draws from, and which one it is."""
     assert info.generator is not None
-    name = func._schema.arguments[info.generator].name
-    gen = kwargs.get(name)
-    if gen is None and info.generator < len(args):
-        gen = args[info.generator]
+    gen = None
+    if info.generator >= 0:
+        gen = kwargs.get(func._schema.arguments[info.generator].name)
+        if gen is None and info.generator < len(args):
+            gen = args[info.generator]
     if gen is None:
         device = _device_of(args, kwargs, torch)
         if device.type == "cuda":
@@ -505,11 +529,15 @@ class FirstOp:
         }
 
 
-def _line_text(where: tuple[str, int] | None) -> tuple[str | None, str | None]:
+def _line_text(
+    where: tuple[str, int] | None, trace: Trace | None = None
+) -> tuple[str | None, str | None]:
     if where is None:
         return None, None
     filename, lineno = where
-    code = linecache.getline(filename, lineno).strip() or None
+    code = trace.codes.get(where) if trace is not None else None
+    if code is None:
+        code = linecache.getline(filename, lineno).strip() or None
     return f"{filename}:{lineno}", code
 
 
@@ -578,7 +606,8 @@ def _different_path(
 ) -> FirstOp:
     shown = b if b is not None else a
     assert shown is not None
-    line, code = _line_text(_where(shown, second if b is not None else first))
+    trace = second if b is not None else first
+    line, code = _line_text(_where(shown, trace), trace)
 
     def name(op: tuple[Any, ...] | None) -> str:
         return "no more ops" if op is None else op[_OP].name
@@ -604,7 +633,7 @@ def _different_path(
 
 def _where(op: tuple[Any, ...], trace: Trace) -> tuple[str, int] | None:
     node = op[_NODE]
-    if node is not None:
+    if node is not None and node[0] is not None:  # a trace read back has its lines resolved
         forward = trace.forward_line(node[0])
         if forward is not None:
             return forward
@@ -620,7 +649,7 @@ def _describe(
     generator_equal = (a[_GENERATOR] or (0,))[0] == (b[_GENERATOR] or (0,))[0]
     inputs_equal = tensors_equal and scalars_equal and generator_equal
     node = b[_NODE]
-    line, code = _line_text(_where(b, trace))
+    line, code = _line_text(_where(b, trace), trace)
     called_from = _line_text(b[_WHERE])[0] if node is not None else None
     device = "CUDA" if b[_CUDA] else "CPU"
     if not generator_equal:
@@ -773,7 +802,10 @@ def _outside_explanation(
             (x, y) for x, y in zip(a[_SCALARS], b[_SCALARS], strict=False) if repr(x) != repr(y)
         ]
         x, y = diffs[0] if diffs else ("?", "?")
-        what = f"a Python value that differed ({_short(x)} in run 1, {_short(y)} in run 2)"
+        if isinstance(x, str) and x.startswith(_DIGEST):  # a recorded trace keeps digests only
+            what = "a Python value (a number, a shape, an option) that differed"
+        else:
+            what = f"a Python value that differed ({_short(x)} in run 1, {_short(y)} in run 2)"
     return (
         f"{info.name} received {what}; every torch op before it gave the same results, so the "
         "difference came from outside torch. Seed its source: repro.seed() seeds Python's "
@@ -785,3 +817,91 @@ def _outside_explanation(
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- a trace as data: what a notebook's kernel sends, and what --save keeps ---------------
+
+_DIGEST = "digest:"
+_ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
+
+
+def _hex(values: tuple[int, ...]) -> str:
+    return format(xxhash.xxh3_64_intdigest(struct.pack(f"<{len(values)}Q", *values)), "016x")
+
+
+def _scalars_digest(scalars: tuple[Any, ...]) -> str:
+    text = _ADDRESS.sub("at 0x…", repr(scalars))
+    return format(xxhash.xxh3_64_intdigest(text.encode()), "016x")
+
+
+def to_data(trace: Trace, limit: int = MAX_SAVED_OPS) -> dict[str, Any]:
+    """``trace`` as JSON-ready data: per op its name, line, the digest of its inputs (tensors,
+    numbers, generator state) and of its outputs; at most ``limit`` ops, the rest counted.
+    A backward op's line is its forward line, resolved here (the sequence numbers stay)."""
+    names: dict[str, int] = {}
+    lines: dict[tuple[str, int] | None, int] = {}
+    labels: dict[str, int] = {}
+    ops = []
+    for op in trace.ops[:limit]:
+        info, node, generator = op[_OP], op[_NODE], op[_GENERATOR]
+        where = _where(op, trace)
+        flags = (1 if op[_LEAVES] else 0) | (2 if op[_CUDA] else 0)
+        ops.append(
+            [
+                names.setdefault(info.name, len(names)),
+                lines.setdefault(where, len(lines)),
+                -1 if node is None else labels.setdefault(node[1], len(labels)),
+                _hex(op[_INPUTS]),
+                _scalars_digest(op[_SCALARS]),
+                "" if generator is None else format(generator[0], "016x"),
+                -1 if generator is None else labels.setdefault(generator[1], len(labels)),
+                _hex(op[_OUTPUTS]),
+                flags,
+            ]
+        )
+    return {
+        "names": list(names),
+        "lines": [None if w is None else [w[0], w[1], _line_text(w, trace)[1]] for w in lines],
+        "labels": list(labels),
+        "ops": ops,
+        "untraced": trace.untraced + max(0, len(trace.ops) - limit),
+        "unavailable": trace.unavailable,
+        "deterministic": list(trace.deterministic),
+    }
+
+
+def from_data(data: dict[str, Any]) -> Trace:
+    """A trace written by :func:`to_data` (``ValueError`` if it is not one)."""
+    try:
+        names = [
+            _OpInfo(n, n.split(".")[1] if "." in n else n, False, False, False, None)
+            for n in data["names"]
+        ]
+        lines = [None if w is None else (str(w[0]), int(w[1])) for w in data["lines"]]
+        codes = {(str(w[0]), int(w[1])): w[2] for w in data["lines"] if w is not None and w[2]}
+        labels = [str(label) for label in data["labels"]]
+        ops = []
+        for name, line, node, inputs, scalars, gen, gen_label, outputs, flags in data["ops"]:
+            ops.append(
+                (
+                    names[name],
+                    lines[line],
+                    None if node < 0 else (None, labels[node]),
+                    (int(inputs, 16),),
+                    (f"{_DIGEST}{scalars}",),
+                    None if not gen else (int(gen, 16), labels[gen_label]),
+                    (int(outputs, 16),),
+                    (0,) if flags & 1 else None,
+                    bool(flags & 2),
+                )
+            )
+        on, warn_only = data.get("deterministic") or (False, False)
+        return Trace(
+            ops=ops,
+            untraced=int(data.get("untraced", 0)),
+            unavailable=data.get("unavailable"),
+            deterministic=(bool(on), bool(warn_only)),
+            codes=codes,
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"not a repro trace: {type(exc).__name__}: {exc}") from None
