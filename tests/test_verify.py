@@ -198,7 +198,13 @@ def test_verify_runs_on_copies_and_compares_mutated_arguments() -> None:
     report = repro.verify(grow, data)
     assert data == [1.0]
     assert report.differing == ("args[0]",)
-    assert report.differences[0].where == "[1]"
+    # A short container is shown by value: both lists, whole.
+    shown = re.search(r"args\[0\]: \[1\.0, ([\d.]+)\] → \[1\.0, ([\d.]+)\]", str(report))
+    assert shown and shown[1] != shown[2], str(report)
+
+    long = [float(i) for i in range(50)]
+    report = repro.verify(grow, long)
+    assert report.differences[0].where == "[50]"  # too long to show whole: the leaf that differs
 
 
 def test_verify_rejects_bad_arguments() -> None:

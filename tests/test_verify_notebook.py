@@ -83,7 +83,7 @@ def verify(argv: list[str], capsys: Any) -> tuple[int, str, str]:
 def noisy_result(folder: Path) -> dict[str, Any]:
     path = notebook(folder / "noisy.ipynb", noisy=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "repro", "verify", str(path), "--json"],
+        [sys.executable, "-m", "repro", "verify", str(path), "--json", "--hash-seed", "0"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -94,7 +94,7 @@ def noisy_result(folder: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def saved(clean: Path, folder: Path) -> dict[str, Any]:
     recording = folder / "clean.json"
-    code = main(["verify", str(clean), "--save", str(recording), "-q"])
+    code = main(["verify", str(clean), "--save", str(recording), "-q", "--hash-seed", "0"])
     return {"code": code, "recording": recording, "clean": clean}
 
 
@@ -111,14 +111,23 @@ def test_the_first_nondeterministic_cell_is_named_and_no_earlier_one(noisy_resul
     report = noisy_result["report"]
     assert noisy_result["code"] == 1
     assert report["first_differing_cell"] == 5  # counting the markdown cells, as JupyterLab does
-    assert report["verdict"] == "NOT reproducible: cell 5 is the first that differs over 2 runs"
-    by_name = {d["name"]: d["detail"] for d in report["differences"]}
+    assert report["first_differing_cell_execution_count"] == 3  # In [3]: the third code cell
+    assert report["first_differing_cell_id"]
+    assert report["verdict"] == (
+        f"NOT reproducible: cell 5 (In [3], id {report['first_differing_cell_id']}) "
+        "is the first that differs over 2 runs"
+    )
+    by_name = {d["output"]: d["text"] for d in report["differences"]}
     assert set(by_name) == {"gen", "noise", "big"}
-    assert by_name["noise"].startswith("ndarray float64 (6,): 6 of 6 elements differ")
+    assert by_name["noise"].startswith("noise: ndarray float64 (6,): 6 of 6 elements differ")
     # Too large to travel element by element: described by mean, min and max.
-    assert by_name["big"].startswith("ndarray float64 (5000,): values differ: mean ")
+    assert by_name["big"].startswith("big: ndarray float64 (5000,): values differ: mean ")
     assert report["downstream_cells"] == [6]  # the printed total; not the object() cell
-    assert report["ignored"]["object addresses (at 0x...)"] == 2
+    assert any("object addresses (at 0x...) (2)" in line for line in report["ignored"])
+    # The cause, found in the cell's code, and its fix.
+    [cause] = report["causes"]
+    assert cause["cause"] == "a generator seeded from the operating system"
+    assert cause["evidence"] == "`default_rng()`" and "repro.rng()" in cause["fix"]
 
 
 def test_a_deterministic_notebook_passes_and_the_fingerprints_are_silent(saved) -> None:
@@ -128,7 +137,7 @@ def test_a_deterministic_notebook_passes_and_the_fingerprints_are_silent(saved) 
     assert [c["position"] for c in cells] == [2, 3, 5, 6, 7, 8]
     # The kernel counted as many executions as in a plain run of the same notebook (measured
     # here: IPython 8 and 9 count differently): verify's reads were silent.
-    assert cells[-1]["outputs_text"] == plain_last_output(saved["clean"])
+    assert cells[-1]["streams"]["stdout"].strip() == plain_last_output(saved["clean"])
     assert recording["environment"]["frameworks"]["numpy"]["imported"] is True
     assert "noise" in cells[2]["variables"] and "_" not in cells[2]["variables"]
     assert "values" in cells[2]["variables"]["noise"]  # changed by the cell: values sent
@@ -139,6 +148,7 @@ def test_against_a_recording_round_trips(saved, clean: Path, capsys) -> None:
     code, out, _ = verify([str(clean), "--against", str(saved["recording"])], capsys)
     assert code == 0, out
     assert out.strip().endswith("reproducible: 6 code cells identical against clean.json")
+    assert "changed since the recording" not in out
     assert "the environments differ" not in out
 
 
@@ -147,32 +157,118 @@ def test_a_doctored_recording_shows_the_cell_and_the_environment(
 ) -> None:
     data = json.loads(saved["recording"].read_text())
     data["environment"]["frameworks"]["numpy"]["version"] = "1.0.0"
+    data["environment"]["hashing"] = {"randomized": False, "seed": 42}
+    data["environment"].setdefault("environ", {})["PYTHONHASHSEED"] = "42"
     data["hash_seed"] = "42"
     data["cells"][3]["outputs"] = "0" * 32  # cell 6's printed total, as another machine had it
+    data["cells"][3]["streams"] = {"stdout": "1.0\n"}
     doctored = folder / "doctored.json"
     doctored.write_text(json.dumps(data))
     code, out, _ = verify([str(clean), "--against", str(doctored)], capsys)
     assert code == 1
-    assert "cell 6 (id " in out and "cell 5" not in out
-    assert "frameworks.numpy.version: '1.0.0' recorded" in out
-    assert "PYTHONHASHSEED: 42 recorded, 0 here" in out
+    assert "cell 6 (In [4], id " in out and "cell 5" not in out
+    assert re.search(r"stdout: line 1, column 2: '1\.0\\n' → '1[^']*\\n'", out), out
+    assert "numpy 1.0.0 → " in out
+    # The hash seed is one fact, said once (the kernel's, not repro's child-process variable).
+    assert [line for line in out.splitlines() if "42" in line] == [
+        "  str hashing fixed (PYTHONHASHSEED=42) → fixed (PYTHONHASHSEED=0)"
+    ]
 
 
-def test_random_hash_seeds_catch_set_order(clean: Path, capsys) -> None:
-    report = verify_notebook(clean, hash_seed="random", progress=True)
+def test_set_order_differs_by_default_and_is_named_str_hashing(clean: Path, capsys) -> None:
+    report = verify_notebook(clean, progress=True)
     err = capsys.readouterr().err
+    assert report.hash_seeds == ["0", "1"]  # run i gets hash seed i - 1
     assert report.first == 3 and report.exit_code == 1
-    assert [item.name for item in report.items] == ["order", "outputs"]
-    assert "run 1/2" in err and "run 2/2" in err and "6/6 cells" in err
+    assert [item.output for item in report.items] == ["order", "displayed"]
+    assert [cause.name for cause in report.causes] == ["str hashing (set order, hash())"]
+    assert "sorted(" in str(report) and "--hash-seed 0" in str(report)
+    assert "run 1" in err and "run 2" in err and "6/6 cells" in err
+    # The same notebook with the hash seed pinned passes: the saved fixture's run.
 
 
-def test_a_cell_that_raises_exits_2_showing_the_error(folder: Path, capsys) -> None:
+def test_a_markdown_edit_keeps_against_working_and_code_changes_are_listed(
+    saved, clean: Path, folder: Path, capsys
+) -> None:
+    nb = nbformat.read(clean, as_version=4)
+    nb.cells[0].source = "# A small analysis, retitled"
+    nb.cells.insert(1, new_markdown_cell("A new paragraph."))
+    nb.cells[-1].source += "  # edited"
+    nb.cells.append(new_code_cell("extra = 1"))
+    edited = folder / "edited.ipynb"
+    nbformat.write(nb, edited)
+    code, out, err = verify([str(edited), "--against", str(saved["recording"])], capsys)
+    assert code == 0, out + err
+    assert "the notebook changed since the recording:" in out
+    assert re.search(r"edited: cell 9 \(In \[6\], id \w+\) \(recorded as cell 8", out), out
+    assert re.search(r"added: cell 10 \(In \[7\]", out), out
+    assert "removed" not in out and out.count("positions") == 0 and err == ""
+
+
+def test_a_cell_that_raises_is_one_line_and_the_kernel_is_quiet(folder: Path, capsys) -> None:
     path = folder / "broken.ipynb"
-    cells = [new_code_cell("a = 1"), new_markdown_cell("then"), new_code_cell("1 / 0")]
+    cells = [new_code_cell("a = 1"), new_markdown_cell("then"), new_code_cell("b = 2\n1 / 0")]
     nbformat.write(new_notebook(cells=cells), path)
-    code, out, _ = verify([str(path), "--runs", "3"], capsys)
+    code, out, err = verify([str(path), "--runs", "3", "-q"], capsys)
     assert code == 2
-    assert "cell 3 raised" in out and "ZeroDivisionError: division by zero" in out
+    assert re.fullmatch(
+        r"cannot verify broken\.ipynb: cell 3 \(In \[2\], id \w+\) raised ZeroDivisionError: "
+        r"division by zero \(line 2\)\n",
+        out,
+    ), out
+    assert err == ""
+
+
+def test_streams_tags_and_ignored_names(folder: Path, capsys) -> None:
+    """Loops that print between sleeps, a progress line, a run id, a temporary path, a
+    cell that must not run: reproducible, and the report says what it left out and why."""
+    cells = [
+        new_code_cell(
+            "import sys, time, uuid, tempfile\n"
+            "for step in range(6):\n"
+            "    print('step', step, 'loss', round(1 / (step + 1), 4))\n"
+            "    print('warn', step, file=sys.stderr)\n"
+            "    time.sleep(0.03)"
+        ),
+        new_code_cell(
+            "for i in range(11):\n"
+            "    print(f'\\r{10 * i:3d}%', end='', flush=True)\n"
+            "    time.sleep(0.01)\n"
+            "print(' done')"
+        ),
+        new_code_cell(
+            "run_id = uuid.uuid4().hex\nprint(run_id)", metadata={"tags": ["repro-ignore"]}
+        ),
+        new_code_cell(
+            "started = 'at ' + str(time.time())\nprint(started)\nsteps = 6",
+            metadata={"tags": ["nbval-ignore-output"]},
+        ),
+        new_code_cell("WORK = tempfile.mkdtemp()\nlabel = 'ok'"),
+        new_code_cell("raise RuntimeError('never run')", metadata={"tags": ["nbval-skip"]}),
+        new_code_cell("print(label, steps)"),
+    ]
+    cells[3].metadata["tags"] = ["nbval-ignore-output"]
+    path = folder / "tagged.ipynb"
+    nbformat.write(new_notebook(cells=cells), path)
+    code, out, err = verify([str(path), "--ignore", "WORK", "--ignore", "started"], capsys)
+    assert code == 0, out + err
+    assert out.strip().endswith("reproducible: 6 code cells identical over 2 runs"), out
+    assert re.search(r"cell 3 \(In \[3\], id \w+\): tagged repro-ignore, nothing of it", out)
+    assert re.search(r"cell 4 \(In \[4\], id \w+\): tagged nbval-ignore-output, its outputs", out)
+    assert re.search(r"cell 6 \(id \w+\): tagged nbval-skip, not run", out)
+    assert "variable WORK: --ignore, never compared" in out
+    assert "Kernel is running" not in out + err and "KeyboardInterrupt" not in out + err
+
+    # Without the tags and names, each varying cell is caught, with the fix said.
+    for cell in cells:
+        cell.metadata.pop("tags", None)
+    del cells[5]
+    nbformat.write(new_notebook(cells=cells), path)
+    code, out, _ = verify([str(path), "--hash-seed", "0"], capsys)
+    assert code == 1
+    assert re.search(r"NOT reproducible: cell 3 \(In \[3\]", out), out
+    assert "cause: a value that varies by nature" in out and "`uuid4(`" in out
+    assert "repro-ignore" in out
 
 
 @pytest.mark.parametrize(
@@ -183,15 +279,20 @@ def test_a_cell_that_raises_exits_2_showing_the_error(folder: Path, capsys) -> N
         ["--hash-seed", "sometimes"],
         ["--kernel", "no-such-kernel"],
         ["--against", "missing.json"],
+        ["--jobs", "0"],
+        ["--ignore", "not a name"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], clean: Path, capsys) -> None:
+    out = ""
     try:
-        code, _, err = verify([str(clean), *argv], capsys)
+        code, out, err = verify([str(clean), *argv], capsys)
     except SystemExit as exit:  # argparse's own usage errors
         code, err = exit.code, capsys.readouterr().err
     assert code == 2
-    if "--kernel" not in argv:
+    if "--kernel" in argv:  # said once, as the verdict
+        assert out.count("no kernel named 'no-such-kernel'") == 1 and err == "", out + err
+    else:
         assert len(err.strip().splitlines()) == 1, err
 
 
@@ -203,12 +304,47 @@ def test_missing_notebook_exits_2(capsys) -> None:
 def test_environment_differences() -> None:
     recorded = {
         "captured": "x",
-        "blas": [{"package": "numpy", "library": "openblas", "threads": 8}],
+        "hashing": {"randomized": False, "seed": 42},
+        "environ": {"PYTHONHASHSEED": "42"},
+        "blas": [{"package": "numpy", "library": "openblas", "version": "0.3", "threads": 8}],
     }
-    here = {"captured": "y", "blas": [{"package": "numpy", "library": "openblas", "threads": 2}]}
-    assert compare_environments(recorded, here) == [
-        "blas[numpy/openblas].threads: 8 recorded, 2 here"
-    ]
+    here = {
+        "captured": "y",
+        "hashing": {"randomized": True, "seed": None},
+        "environ": {},
+        "blas": [{"package": "numpy", "library": "openblas", "version": "0.3", "threads": 2}],
+    }
+    lines = compare_environments(recorded, here)
+    assert len(lines) == 2, lines  # the capture time is no difference; the hash seed one fact
+    assert lines[0].startswith("str hashing fixed (PYTHONHASHSEED=42) → ")
+    assert "threads" in lines[1] and lines[1].endswith("(informational)")
+
+
+def stream(name: str, text: str) -> dict[str, Any]:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+def test_streams_are_compared_as_the_text_a_person_sees() -> None:
+    lines = [f"step {i} loss {1 / (i + 1):.4f}\n" for i in range(30)]
+    # ipykernel flushed the same printout in 3 chunks in one run, 8 in the other, with
+    # stderr interleaved at other points.
+    a = [stream("stdout", "".join(lines[:10])), stream("stderr", "w\n")]
+    a += [stream("stdout", "".join(lines[10:]))]
+    b = [stream("stdout", "".join(lines[i : i + 4])) for i in range(0, 30, 4)]
+    b.insert(3, stream("stderr", "w\n"))
+    first, second = normalize_outputs(a, Counter()), normalize_outputs(b, Counter())
+    assert first == second and first.digest == second.digest
+    # A progress line redrawn with \r, tqdm-style (its timings left out), shows its last state.
+    bar = "".join(
+        f"\r{p:3d}%|{'#' * (p // 10)}| [00:0{p // 50}<00:01, {p + 0.5}it/s]" for p in (0, 50, 100)
+    )
+    shown = normalize_outputs([stream("stderr", bar + "\n")], ignored := Counter())
+    assert shown.streams["stderr"] == "100%|##########| [<time>]\n"
+    assert ignored["progress bar timings (tqdm)"] == 1  # the line on the screen
+    assert normalize_outputs([stream("stdout", "abc\bX\n")], Counter()).streams["stdout"] == "abX\n"
+    # A real difference still shows, stdout and stderr apart.
+    c = [stream("stdout", "".join(lines[:29]) + "step 29 loss 0.0334\n"), stream("stderr", "w\n")]
+    assert normalize_outputs(c, Counter()) != first
 
 
 def test_outputs_ignore_what_varies_between_identical_runs() -> None:
@@ -222,7 +358,7 @@ def test_outputs_ignore_what_varies_between_identical_runs() -> None:
     def outputs(text: str, model_id: str, count: int) -> list[dict[str, Any]]:
         widget = {"model_id": model_id, "version_major": 2}
         return [
-            {"output_type": "stream", "name": "stdout", "text": text},
+            stream("stdout", text),
             {
                 "output_type": "execute_result",
                 "execution_count": count,
@@ -239,7 +375,6 @@ def test_outputs_ignore_what_varies_between_identical_runs() -> None:
     assert a == b
     assert first == {
         "repro export timestamps": 2,
-        "execution counts": 1,
         "object addresses (at 0x...)": 1,
         "widget model ids": 1,
     }
@@ -247,8 +382,33 @@ def test_outputs_ignore_what_varies_between_identical_runs() -> None:
     assert changed != a
 
 
+def test_a_text_difference_shows_where_and_never_two_equal_excerpts() -> None:
+    from repro._verify.report import text_difference
+
+    long = "".join(f"epoch {i}: loss {0.5 / (i + 1):.6f}\n" for i in range(200))
+    other = long.replace("epoch 150: loss 0.003311", "epoch 150: loss 0.003312")
+    diff = text_difference("stdout", long, other)
+    assert diff.first_index == (151, 24)
+    assert diff.first != diff.second and "0.00331" in diff.first
+    assert str(diff).startswith("stdout: line 151, column 24: ")
+    shorter = text_difference("stdout", long, long[:-1])  # the last newline missing
+    assert shorter.first != shorter.second and "(end of text)" in shorter.second
+
+
 def record(position: int, variables: dict[str, Any], rng: str, changed: list[str]) -> CellRecord:
-    return CellRecord(position, None, "out", "", variables, {"NumPy": rng}, changed)
+    return CellRecord(
+        position,
+        None,
+        position - 1,
+        f"code{position}",
+        [],
+        "out",
+        {},
+        "",
+        variables,
+        {"NumPy": rng},
+        changed,
+    )
 
 
 def test_comparison_rules_without_a_kernel() -> None:
@@ -275,4 +435,41 @@ def test_comparison_rules_without_a_kernel() -> None:
     second.cells[0].rng["NumPy"] = "s0"
     report = compare_runs("nb.ipynb", first, second, 2)
     assert report.first == 3 and [str(i) for i in report.items] == ["RNG NumPy: state s1 → t1"]
-    assert "variable x, unreadable (TypeError: no)" in report.ignored
+    assert "variable x: unreadable, not compared (TypeError: no)" in report.ignored
+
+
+def test_a_model_differs_parameter_by_parameter() -> None:
+    from repro._verify.recorder import _details
+
+    torch = pytest.importorskip("torch")
+    from repro._verify.notebook import _variable_differences
+
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.BatchNorm1d(1))
+    b = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.BatchNorm1d(1))
+    b[1].load_state_dict(a[1].state_dict())
+    entry = lambda m: {"digest": "x" + str(id(m)), "kind": "Sequential", **_details(m)}  # noqa: E731
+    found = [str(d) for d in _variable_differences("model", entry(a), entry(b))]
+    assert len(found) == 2, found  # the Linear's weight and bias; BatchNorm's all equal
+    assert found[0].startswith("model.0.weight: tensor float32 (1, 3) cpu: 3 of 3 elements differ")
+    assert found[1].startswith("model.0.bias: tensor float32 (1,) cpu: 1 of 1 elements differ")
+
+
+def test_a_kernel_that_pins_the_hash_seed_is_read(tmp_path: Path, monkeypatch) -> None:
+    from repro._verify.notebook import kernel_hash_seed
+
+    spec = tmp_path / "kernels" / "pinned"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "pinned",
+                "language": "python",
+                "env": {"PYTHONHASHSEED": "7"},
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    assert kernel_hash_seed("pinned") == "7"
+    assert kernel_hash_seed("python3") is None

@@ -39,21 +39,30 @@ def parse(shell: Any, line: str, cell: str) -> tuple[str, ast.Module, ast.Expr |
     return filename, tree, last
 
 
-def run(shell: Any, line: str, cell: str) -> None:
+def run(shell: Any, line: str, cell: str, namespace: dict[str, Any] | None = None) -> Any:
     """Execute ``cell`` like a cell of its own, without firing the cell events again.
 
     A nested ``shell.run_cell`` would trigger pre/post_run_cell a second time and
     swallow the error status; here the code runs in the user namespace, the last
     expression is displayed, and an exception propagates with a traceback that
     shows only the user's lines (the outer cell then ends in error, as a plain cell would).
+    Returns the last expression's value (None if the cell ends otherwise).
+
+    With ``namespace`` (verify's extra runs) the code runs there instead, and the
+    value is returned without being displayed.
     """
     __tracebackhide__ = True
     filename, tree, last = parse(shell, line, cell)
+    scope = (shell.user_global_ns, shell.user_ns) if namespace is None else (namespace, namespace)
     try:
-        exec(shell.compile(tree, filename, "exec"), shell.user_global_ns, shell.user_ns)
-        if last is not None:
-            single = ast.Interactive(body=[last])
-            exec(shell.compile(single, filename, "single"), shell.user_global_ns, shell.user_ns)
+        exec(shell.compile(tree, filename, "exec"), *scope)
+        if last is None:
+            return None
+        expression = ast.copy_location(ast.Expression(body=last.value), last)
+        value = eval(shell.compile(expression, filename, "eval"), *scope)
+        if namespace is None and value is not None:
+            sys.displayhook(value)  # what "single" mode does with an expression statement
+        return value
     except (Exception, KeyboardInterrupt) as exc:
         if hasattr(exc, "_render_traceback_"):
             raise  # a nested %%repro already cut its traceback to the user's lines

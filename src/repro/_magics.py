@@ -170,8 +170,10 @@ class ReproMagics(Magics):
         args = _parse(self.repro, line)
         if args.keep:
             raise UsageError("--keep is for the %%repro cell magic")
-        if args.verify is not None or args.trace:
-            raise UsageError("--verify and --trace are for the %%repro cell magic")
+        if args.verify is not None:
+            raise UsageError("--verify is for the %%repro cell magic")
+        if args.trace:
+            raise UsageError("--trace is for the %%repro cell magic, with --verify")
         seed, profile, overrides = _settings_args(args)
         if seed is None and profile is None and not overrides:
             return repro.state()

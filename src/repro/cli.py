@@ -137,11 +137,27 @@ def _verify_parser(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--hash-seed",
         type=_run_hash_seed,
-        default="0",
+        default=None,
         metavar="N|random",
-        help="PYTHONHASHSEED of every run's kernel (default 0); 'random': a new one per run",
+        help="PYTHONHASHSEED of every run's kernel (default: run i gets i-1, as stock kernels "
+        "differ, unless the kernel pins it); 'random': a new one per run",
     )
-    verify.add_argument("--save", metavar="FILE", help="write the fingerprints and environment")
+    verify.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="runs at the same time (default: as many as there are cores)",
+    )
+    verify.add_argument(
+        "--ignore",
+        action="append",
+        type=_variable_name,
+        default=[],
+        metavar="NAME",
+        help="a variable never compared (a run id, a temporary path); repeatable",
+    )
+    verify.add_argument("--save", metavar="FILE", help="write the digests and environment")
     verify.add_argument(
         "--against", metavar="FILE", help="run once and compare with a --save recording"
     )
@@ -157,6 +173,18 @@ def _runs(text: str) -> int:
 
 def _run_hash_seed(text: str) -> str:
     return text if text == "random" else str(_hash_seed(text))
+
+
+def _variable_name(text: str) -> str:
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"--ignore takes a variable name, got {text!r}")
+    return text
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -177,6 +205,8 @@ def _verify(args: argparse.Namespace) -> int:
             kernel=args.kernel,
             timeout=args.timeout,
             hash_seed=args.hash_seed,
+            jobs=args.jobs,
+            ignore=tuple(args.ignore),
             save=Path(args.save) if args.save else None,
             against=Path(args.against) if args.against else None,
             progress=not args.quiet and not args.json and sys.stderr.isatty(),

@@ -7,11 +7,13 @@ import contextlib
 import io
 import sys
 import types
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from repro._verify.digest import DigestError, digest, strip_addresses
+from repro._verify.outputs import normalize_bundle, normalize_text, render_stream
 from repro._verify.report import (
     DISPLAYED,
     DISPLAYS,
@@ -39,35 +41,109 @@ _SHARED = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type
 
 
 @dataclass(frozen=True)
-class _CompiledCell:
-    body: Any
-    last: Any | None
+class _Names:
+    """The names a cell may read before binding them (its inputs), and the names it binds."""
+
     loads: tuple[str, ...]
     stores: tuple[str, ...]
 
 
-def _compile_cell(shell: Any, line: str, cell: str) -> _CompiledCell:
-    """The cell as the magic runs it (IPython's transforms), split before its last expression."""
+def _names(shell: Any, line: str, cell: str) -> _Names:
+    """The cell's names, from its code as the magic runs it (IPython's transforms)."""
     from repro._cell import parse
 
-    filename, tree, last = parse(shell, line, cell)
-    loads: dict[str, None] = {}
+    _, tree, last = parse(shell, line, cell)
+    statements = [*tree.body, *([last] if last is not None else [])]
     stores: dict[str, None] = {}
-    nodes = [*ast.walk(tree), *(ast.walk(last) if last is not None else ())]
-    for node in nodes:
-        if isinstance(node, ast.Name):
-            (loads if isinstance(node.ctx, ast.Load) else stores)[node.id] = None
+    for node in (n for statement in statements for n in ast.walk(statement)):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            stores[node.id] = None
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             stores[node.name] = None
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            loads[node.target.id] = None  # ``x += 1`` reads x, and may change it in place
-    body = shell.compile(tree, filename, "exec")
-    last_code = None
-    if last is not None:
-        expression = ast.Expression(body=last.value)
-        ast.copy_location(expression, last)
-        last_code = shell.compile(expression, filename, "eval")
-    return _CompiledCell(body, last_code, tuple(loads), tuple(stores))
+    return _Names(inputs(statements), tuple(stores))
+
+
+def inputs(statements: list[ast.stmt]) -> tuple[str, ...]:
+    """The names the statements may read before they bind them: the cell's inputs.
+
+    ``loss = f(x); loss.backward()`` reads ``x`` only. Statements run in order;
+    a name bound at the top level, or in both branches of an ``if``, is bound for
+    what follows. A loop's body is taken to run at least once (a training loop
+    does); code in a function or class body reads its names when called, so
+    every name it reads counts.
+    """
+    reads: dict[str, None] = {}
+    _block(statements, set(), reads)
+    return tuple(reads)
+
+
+def _block(statements: list[ast.stmt], bound: set[str], reads: dict[str, None]) -> set[str]:
+    for statement in statements:
+        bound = _statement(statement, bound, reads)
+    return bound
+
+
+def _statement(node: ast.stmt, bound: set[str], reads: dict[str, None]) -> set[str]:
+    """Record what ``node`` reads before ``bound`` covers it; return what is bound after it."""
+    if isinstance(node, ast.If):
+        _expression_reads(node.test, bound, reads)
+        then = _block(node.body, set(bound), reads)
+        other = _block(node.orelse, set(bound), reads)
+        return bound | (then & other)
+    if isinstance(node, ast.For | ast.AsyncFor):
+        _expression_reads(node.iter, bound, reads)
+        inside = bound | _targets(node.target)
+        after = _block(node.body, inside, reads)
+        _block(node.orelse, set(after), reads)
+        return after
+    if isinstance(node, ast.While):
+        _expression_reads(node.test, bound, reads)
+        after = _block(node.body, set(bound), reads)
+        _block(node.orelse, set(after), reads)
+        return after
+    if isinstance(node, ast.With | ast.AsyncWith):
+        for item in node.items:
+            _expression_reads(item.context_expr, bound, reads)
+            if item.optional_vars is not None:
+                bound = bound | _targets(item.optional_vars)
+        return _block(node.body, set(bound), reads)
+    if isinstance(node, ast.Try):
+        after = _block(node.body, set(bound), reads)
+        for handler in node.handlers:
+            _block(handler.body, set(bound) | ({handler.name} if handler.name else set()), reads)
+        _block(node.orelse, set(after), reads)
+        _block(node.finalbody, set(bound), reads)
+        return after
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        _expression_reads(node, bound, reads)  # decorators, defaults, and the body when called
+        return bound | {node.name}
+    if (
+        isinstance(node, ast.AugAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id not in bound
+    ):
+        reads[node.target.id] = None  # ``x += 1`` reads x, and may change it in place
+    _expression_reads(node, bound, reads)
+    return (
+        bound
+        | {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        | {
+            (alias.asname or alias.name).partition(".")[0]
+            for n in ast.walk(node)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+            for alias in n.names
+        }
+    )
+
+
+def _expression_reads(node: ast.AST, bound: set[str], reads: dict[str, None]) -> None:
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in bound:
+            reads[n.id] = None
+
+
+def _targets(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -135,11 +211,6 @@ def _tee_stdout() -> Iterator[_Tee]:
         sys.stdout = tee.stream
 
 
-def _run_once(compiled: _CompiledCell, ns: dict[str, Any]) -> Any:
-    exec(compiled.body, ns)
-    return None if compiled.last is None else eval(compiled.last, ns)
-
-
 def _named_digest(name: str, value: Any) -> str:
     try:
         return digest(value)
@@ -148,7 +219,7 @@ def _named_digest(name: str, value: Any) -> str:
 
 
 def _cell_outputs(
-    compiled: _CompiledCell,
+    compiled: _Names,
     ns: dict[str, Any],
     before: dict[str, str],
     shown: Any,
@@ -161,29 +232,19 @@ def _cell_outputs(
         _named_digest(name, value)  # readable, or the cell cannot be verified
     if shown is not None:
         outputs[DISPLAYED] = shown
+    ignored: Counter[str] = Counter()  # said by the notebook scale; here, the same rules
     if printed:
-        outputs[PRINTED] = strip_addresses(printed)
+        outputs[PRINTED] = normalize_text(render_stream(printed), ignored)
     if displays:
-        outputs[DISPLAYS] = [_normalized_bundle(data) for data in displays]
+        outputs[DISPLAYS] = [normalize_bundle(data, ignored) for data in displays]
     return outputs
-
-
-def _normalized_bundle(data: dict[str, Any]) -> dict[str, Any]:
-    """A display's mime bundle without what differs between identical runs."""
-    bundle = {}
-    for mime, value in data.items():
-        if mime == "application/vnd.jupyter.widget-view+json" and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k != "model_id"}
-        elif isinstance(value, str):
-            value = strip_addresses(value)
-        bundle[mime] = value
-    return bundle
 
 
 @contextlib.contextmanager
 def _recording_displays(shell: Any, tee: _Tee) -> Iterator[list[dict[str, Any]]]:
     """Record what ``display()`` publishes while still showing it (the ordinary run); a
-    terminal's publisher prints it, which ``tee`` must not count as printed output."""
+    terminal's publisher and displayhook print it, which ``tee`` must not count as printed
+    output."""
     publisher = shell.display_pub
     original = publisher.publish
     patched_before = "publish" in vars(publisher)
@@ -197,10 +258,21 @@ def _recording_displays(shell: Any, tee: _Tee) -> Iterator[list[dict[str, Any]]]
         finally:
             tee.paused = False
 
+    hook = sys.displayhook
+
+    def displayhook(value: Any) -> Any:
+        tee.paused = True
+        try:
+            return hook(value)
+        finally:
+            tee.paused = False
+
     publisher.publish = publish
+    sys.displayhook = displayhook
     try:
         yield shown
     finally:
+        sys.displayhook = hook
         if patched_before:
             publisher.publish = original
         else:
@@ -262,10 +334,11 @@ def _verify_cell(
     __tracebackhide__ = True
     from IPython.utils.capture import capture_output
 
+    from repro._cell import run as run_cell
     from repro._diagnostics import listing_nondeterministic_ops, nondeterministic_ops
     from repro._session import record_verdict, scope, setup
 
-    compiled = _compile_cell(shell, line, cell)
+    compiled = _names(shell, line, cell)
     ns = shell.user_ns
     reached, functions = _reached_names(ns, compiled.loads)
     inputs = {n: ns[n] for n in reached if n in ns and _is_result(ns[n])}
@@ -290,7 +363,7 @@ def _verify_cell(
             ):
                 raised = None
                 try:
-                    shown = _run_once(compiled, scratch)
+                    shown = run_cell(shell, line, cell, scratch)
                 except Exception as exc:
                     text = f"{type(exc).__name__}: {strip_addresses(str(exc))}"
                     shown, raised = None, Raised(text)
@@ -315,26 +388,22 @@ def _verify_cell(
         context: Any = contextlib.nullcontext()
     else:
         context = scope(seed, profile, **overrides)
-    with context, listing_nondeterministic_ops():
-        with (
-            _tee_stdout() as tee,
-            _recording_displays(shell, tee) as displays,
-            tracing_if(trace and reference is not None) as recorded,
-        ):
-            try:
-                shown = _run_once(compiled, ns)
-            except Exception as exc:
-                if reference is not None and RAISED not in reference:
-                    # The verdict cannot be returned past the error: say it above the traceback.
-                    line = (
-                        f"NOT reproducible: run {runs} raised {type(exc).__name__}, run 1 did not"
-                    )
-                    record_verdict(line)
-                    print(line, file=sys.stderr)
-                _render_from_user_frame(shell, exc)
-                raise
-        if shown is not None:
-            sys.displayhook(shown)
+    with (
+        context,
+        listing_nondeterministic_ops(),
+        _tee_stdout() as tee,
+        _recording_displays(shell, tee) as displays,
+        tracing_if(trace and reference is not None) as recorded,
+    ):
+        try:
+            shown = run_cell(shell, line, cell)
+        except Exception as exc:
+            if reference is not None and RAISED not in reference:
+                # The verdict cannot be returned past the error: say it above the traceback.
+                said = f"NOT reproducible: run {runs} raised {type(exc).__name__}, run 1 did not"
+                record_verdict(said)
+                print(said, file=sys.stderr)
+            raise
     if reference is None:
         return VerifyReport(runs, seed, (), unverifiable=unverifiable or "no run to compare")
     try:
@@ -360,13 +429,3 @@ def _verify_cell(
         first_op=first_op,
         trace_note=trace_note,
     )
-
-
-def _render_from_user_frame(shell: Any, exc: BaseException) -> None:
-    """Show the traceback from the user's line on, as ``%%repro`` does for a plain run."""
-    etype, value, tb = sys.exc_info()
-    if tb is None:
-        return
-    stb = shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next or tb, tb_offset=0)
-    with contextlib.suppress(AttributeError):
-        exc._render_traceback_ = lambda: stb  # type: ignore[attr-defined]

@@ -1,24 +1,31 @@
 """``repro verify NOTEBOOK``: run a notebook in fresh kernels and find the first cell that differs.
 
 The host side. Each run executes the notebook top to bottom with nbclient in a
-new kernel. After every code cell, one silent request (no output, no execution
-count) asks the kernel for digests of each user variable and fingerprints of
-each RNG stream (:func:`repro._verify.recorder.kernel_record`, evaluated as a
-user expression); the cell's outputs are digested here, after removing what
-legitimately varies. Runs are compared cell by cell: a cell differs if its
-outputs differ, or a variable or RNG stream that it created or changed differs.
-The first such cell is named by its position as JupyterLab counts it (markdown
-cells included); later cells that differ are listed as downstream of it.
+new kernel (over IPC, its stderr kept aside), the runs in parallel up to
+``jobs`` at a time. After every code cell, one silent request (no output, no
+execution count) asks the kernel for digests of each user variable and
+fingerprints of each RNG stream (:mod:`repro._verify.recorder`); the cell's
+outputs are normalised here as a person sees them (:mod:`repro._verify.outputs`).
+Runs are compared cell by cell: a cell differs if what it shows differs, or a
+variable or RNG stream that it created or changed differs. The first such cell
+is named by its position (markdown cells included), its execution count and its
+id; later cells that differ are listed as downstream of it. The report ends
+with the cause of the difference and its fix (:mod:`repro._verify.advice`).
+
+Runs differ in hash seed by default (run *i* gets *i* − 1), as stock kernels
+do, unless the kernel pins it; a difference is then checked again with the
+hash seed pinned, and named as str hashing if it goes away.
 """
 
 from __future__ import annotations
 
-import ast
+import asyncio
 import json
 import os
 import re
 import secrets
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,12 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from repro._shown import redact
-from repro._verify.digest import ADDRESS, digest
-from repro._verify.recorder import ENVIRONMENT_EXPRESSION, KERNEL_EXPRESSION
-from repro._verify.report import compare
+from repro._verify import advice
+from repro._verify.advice import Cause
+from repro._verify.digest import digest
+from repro._verify.outputs import normalize_outputs
+from repro._verify.recorder import ENVIRONMENT_EXPRESSION, record_expression
+from repro._verify.report import Difference, compare, text_difference
 
 __all__ = [
-    "IGNORED",
+    "FORMAT",
+    "SKIP_TAGS",
     "CellRecord",
     "NotebookReport",
     "Run",
@@ -39,84 +50,61 @@ __all__ = [
     "compare_environments",
     "compare_runs",
     "load_recording",
-    "normalize_outputs",
     "run_notebook",
     "save_recording",
     "verify_notebook",
 ]
 
-#: What output digests ignore, as it varies between identical runs:
-#: (label, pattern, replacement).
-IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("object addresses (at 0x...)", ADDRESS, "at 0x…"),
-    (
-        "repro export timestamps",
-        re.compile(r"(# exported |['\"]captured['\"]: ['\"])\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"),
-        r"\1<time>",
-    ),
-)
-
 FORMAT = "repro-verify/2"
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: Cell tags: the cell runs and nothing of it is compared.
+IGNORE_TAGS = ("repro-ignore",)
+#: Cell tags: its variables are compared, what it prints and displays is not (nbval's too).
+IGNORE_OUTPUT_TAGS = ("repro-ignore-output", "nbval-ignore-output")
+#: Cell tags: the cell does not run (nbval's too).
+SKIP_TAGS = ("repro-skip", "nbval-skip")
 
-# --- outputs -------------------------------------------------------------------
+#: Text kept per stream in a recording (the digest covers all of it).
+_RECORDED_TEXT = 20_000
 
-
-def normalize_outputs(outputs: list[dict[str, Any]], ignored: Counter[str]) -> list[Any]:
-    """The outputs without what varies between identical runs; counts each thing removed."""
-    kept = []
-    for out in outputs:
-        kind = out.get("output_type")
-        item: dict[str, Any] = {"type": kind}
-        if kind == "stream":
-            item["name"] = out.get("name")
-            item["text"] = _normalize_text(out.get("text", ""), ignored)
-        elif kind in ("execute_result", "display_data"):
-            if kind == "execute_result":
-                ignored["execution counts"] += 1
-            data = {}
-            for mime, value in out.get("data", {}).items():
-                if mime == "application/vnd.jupyter.widget-view+json":
-                    ignored["widget model ids"] += 1
-                    value = {k: v for k, v in value.items() if k != "model_id"}
-                elif isinstance(value, str):
-                    value = _normalize_text(value, ignored)
-                elif isinstance(value, list):
-                    value = _normalize_text("".join(value), ignored)
-                data[mime] = value
-            item["data"] = data
-        elif kind == "error":
-            item["error"] = f"{out.get('ename')}: {_normalize_text(out.get('evalue', ''), ignored)}"
-        kept.append(item)
-    return kept
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def _normalize_text(text: str, ignored: Counter[str]) -> str:
-    for label, pattern, replacement in IGNORED:
-        text, n = pattern.subn(replacement, text)
-        if n:
-            ignored[label] += n
-    return text
-
-
-# --- running --------------------------------------------------------------------
+# --- one run ----------------------------------------------------------------------
 
 
 @dataclass
 class CellRecord:
     """What one code cell left behind in one run."""
 
-    position: int  # 1-based, counting every cell (as JupyterLab's status bar does)
+    position: int  # 1-based, counting every cell (markdown too)
     cell_id: str | None
-    outputs: str  # digest of the normalised outputs
-    outputs_text: str  # the normalised text outputs, short, for the report
+    execution_count: int | None  # In [N] in this run
+    code: str  # digest of the source: how --against knows an edited cell
+    tags: list[str]
+    outputs: str  # digest of what the cell showed (normalised)
+    streams: dict[str, str]  # stream name → the text a person sees
+    displayed: str  # the displays' text/plain, joined
     variables: dict[str, dict[str, Any]]
     rng: dict[str, str]
-    changed: list[str]  # variables created or changed by this cell
+    changed: list[str]  # variables created or changed by this cell ("del x" if deleted)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """JSON-ready data (a recording), long texts cut."""
+        data = dict(self.__dict__)
+        data["streams"] = {k: v[:_RECORDED_TEXT] for k, v in self.streams.items()}
+        return data
+
+    @property
+    def label(self) -> str:
+        """``cell 5 (In [3], id 1a2b)``: how a person finds the cell."""
+        return _label(self.position, self.execution_count, self.cell_id)
+
+
+def _label(position: int, count: int | None, cell_id: str | None) -> str:
+    extra = [f"In [{count}]"] if count is not None else []
+    extra += [f"id {cell_id}"] if cell_id else []
+    return f"cell {position}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 @dataclass
@@ -124,22 +112,32 @@ class Run:
     """One execution of the notebook."""
 
     cells: list[CellRecord]
-    hash_seed: str
+    hash_seed: str | None  # the kernel's PYTHONHASHSEED, None if randomized
     environment: dict[str, Any] = field(default_factory=dict)
     ignored: Counter[str] = field(default_factory=Counter)
-    error: str | None = None
 
 
 class VerifyError(Exception):
     """The notebook could not be run to the end (a cell raised, no such kernel...)."""
 
+    def __init__(self, line: str, details: str = "") -> None:
+        super().__init__(line)
+        self.line, self.details = line, details
 
-def _expression(client: Any, expression: str) -> Any:
+
+def _tags(cell: Any) -> list[str]:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return [str(t) for t in tags] if isinstance(tags, list) else []
+
+
+async def _expression(client: Any, expression: str) -> Any:
     """Evaluate ``expression`` in the kernel with a silent execute; return its JSON value."""
+    import ast
+
     msg_id = client.kc.execute(
         "", silent=True, store_history=False, user_expressions={"repro": expression}
     )
-    reply = client.wait_for_reply(msg_id)
+    reply = await client.async_wait_for_reply(msg_id)
     result = reply["content"].get("user_expressions", {}).get("repro", {})
     if result.get("status") != "ok":
         raise VerifyError(
@@ -149,17 +147,131 @@ def _expression(client: Any, expression: str) -> Any:
     return json.loads(ast.literal_eval(result["data"]["text/plain"]))
 
 
-def _short_text(outputs: list[Any]) -> str:
-    parts = []
-    for item in outputs:
-        if "text" in item:
-            parts.append(item["text"])
-        elif "data" in item and isinstance(item["data"].get("text/plain"), str):
-            parts.append(item["data"]["text/plain"])
-        elif "error" in item:
-            parts.append(item["error"])
-    text = redact("".join(parts).strip())
-    return text if len(text) <= 200 else text[:197] + "..."
+def _error_line(label: str, exc: Any) -> str:
+    """``cell 3 (In [2]) raised ZeroDivisionError: division by zero (line 2)``."""
+    ename = getattr(exc, "ename", None) or type(exc).__name__
+    evalue = _ANSI.sub("", str(getattr(exc, "evalue", "") or "")).strip()
+    traceback = _ANSI.sub("", str(getattr(exc, "traceback", "") or ""))
+    where = re.search(r"Cell In\[\d+\], line (\d+)", traceback) or re.search(
+        r"^-+> ?(\d+)", traceback, re.M
+    )
+    first = evalue.splitlines()[0] if evalue else ""
+    text = f"{label} raised {ename}" + (f": {first}" if first else "")
+    return text + (f" (line {where.group(1)})" if where else "")
+
+
+def kernel_hash_seed(kernel: str) -> str | None:
+    """The PYTHONHASHSEED the kernelspec ``kernel`` pins, or None; VerifyError if no such kernel."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise VerifyError(f"no kernel named {kernel!r} (see jupyter kernelspec list)") from None
+    value = (spec.env or {}).get("PYTHONHASHSEED")
+    return None if value is None or value == "random" else str(value)
+
+
+async def _run_notebook(
+    path: Path,
+    *,
+    kernel: str,
+    timeout: float,
+    hash_seed: str | None,
+    ignore: tuple[str, ...],
+    progress: Callable[[int, int], None] | None,
+) -> Run:
+    import nbclient
+    import nbformat
+    from jupyter_client.manager import AsyncKernelManager
+
+    nb = nbformat.read(path, as_version=4)
+    env = dict(os.environ)
+    if hash_seed is None:
+        env.pop("PYTHONHASHSEED", None)
+    else:
+        env["PYTHONHASHSEED"] = hash_seed
+    run = Run([], hash_seed)
+    previous: dict[str, str] = {}
+    code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    expression = record_expression(ignore)
+    with (
+        tempfile.TemporaryDirectory(prefix="repro-verify-") as folder,
+        open(Path(folder) / "stderr", "w+b") as stderr,
+    ):
+        # IPC: no TCP port, and no "running over TCP without encryption" warning.
+        km = AsyncKernelManager(kernel_name=kernel, transport="ipc", ip=str(Path(folder) / "k"))
+        client = nbclient.NotebookClient(
+            nb,
+            km=km,
+            timeout=timeout,
+            resources={"metadata": {"path": str(Path(path).resolve().parent)}},
+            record_timing=False,
+            shutdown_kernel="graceful",
+        )
+        count = 0
+        try:
+            async with client.async_setup_kernel(env=env, stderr=stderr):
+                for done, (index, cell) in enumerate(code_cells, 1):
+                    tags = _tags(cell)
+                    if any(tag in SKIP_TAGS for tag in tags):
+                        continue
+                    count += 1
+                    label = _label(index + 1, count, cell.get("id"))
+                    try:
+                        await client.async_execute_cell(cell, index)
+                    except nbclient.exceptions.CellExecutionError as exc:
+                        raise VerifyError(_error_line(label, exc), _kernel_stderr(stderr)) from None
+                    state = await _expression(client, expression)
+                    shown = normalize_outputs(cell.get("outputs", []), run.ignored)
+                    now = {k: v["digest"] for k, v in state["variables"].items()}
+                    changed = [k for k, fp in now.items() if previous.get(k) != fp]
+                    changed += [f"del {k}" for k in previous if k not in now]
+                    previous = now
+                    run.cells.append(
+                        CellRecord(
+                            index + 1,
+                            cell.get("id"),
+                            count,
+                            digest(cell.source),
+                            tags,
+                            shown.digest,
+                            {k: redact(v) for k, v in shown.streams.items()},
+                            redact(
+                                "".join(
+                                    d["text/plain"]
+                                    for d in shown.displays
+                                    if isinstance(d.get("text/plain"), str)
+                                )
+                                + (shown.error or "")
+                            ),
+                            state["variables"],
+                            state["rng"],
+                            changed,
+                        )
+                    )
+                    if progress is not None:
+                        progress(done, len(code_cells))
+                run.environment = await _expression(client, ENVIRONMENT_EXPRESSION)
+        except VerifyError:
+            raise
+        except TimeoutError as exc:
+            raise VerifyError(f"a cell ran longer than --timeout {timeout:g} s: {exc}") from None
+        except (nbclient.exceptions.DeadKernelError, RuntimeError) as exc:
+            # The kernel died, or never answered: nothing can be decided about the notebook.
+            raise VerifyError(
+                f"the kernel {kernel!r} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+                _kernel_stderr(stderr),
+            ) from None
+    return run
+
+
+def _kernel_stderr(stderr: Any) -> str:
+    """The kernel's stderr so far (its last lines): shown only when a cell or the kernel failed."""
+    stderr.flush()
+    stderr.seek(0)
+    lines = stderr.read().decode("utf-8", "replace").splitlines()
+    return "\n".join(lines[-20:])
 
 
 def run_notebook(
@@ -167,107 +279,54 @@ def run_notebook(
     *,
     kernel: str = "python3",
     timeout: float = 600,
-    hash_seed: str = "0",
+    hash_seed: str | None = "0",
+    ignore: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> Run:
-    """Execute the notebook at ``path`` once in a fresh kernel; digest after every code cell.
+    """Execute the notebook at ``path`` once in a fresh kernel; digests after every code cell.
 
-    The kernel gets ``PYTHONHASHSEED=hash_seed`` and starts in the notebook's folder.
-    A cell that raises ends the run: :class:`VerifyError` with the error.
+    The kernel gets ``PYTHONHASHSEED=hash_seed`` (None: randomized) and starts in the
+    notebook's folder. A cell that raises ends the run: :class:`VerifyError` with one line.
     """
-    import nbclient
-    import nbformat
-    from jupyter_client.kernelspec import NoSuchKernel
-
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        nb,
-        kernel_name=kernel,
-        timeout=timeout,
-        resources={"metadata": {"path": str(Path(path).resolve().parent)}},
-        record_timing=False,
+    return asyncio.run(
+        _run_notebook(
+            Path(path),
+            kernel=kernel,
+            timeout=timeout,
+            hash_seed=hash_seed,
+            ignore=ignore,
+            progress=progress,
+        )
     )
-    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    run = Run([], hash_seed)
-    previous: dict[str, str] = {}
-    code_cells = sum(1 for c in nb.cells if c.cell_type == "code")
-    done = 0
-    try:
-        with client.setup_kernel(env=env):
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                try:
-                    client.execute_cell(cell, index)
-                except nbclient.exceptions.CellExecutionError as exc:
-                    error = _ANSI.sub("", str(exc))  # colours make no sense in JSON or a log
-                    raise VerifyError(f"cell {index + 1} raised:\n{error}") from None
-                state = _expression(client, KERNEL_EXPRESSION)
-                outputs = normalize_outputs(cell.get("outputs", []), run.ignored)
-                now = {k: v["digest"] for k, v in state["variables"].items()}
-                changed = [k for k, fp in now.items() if previous.get(k) != fp]
-                changed += [f"del {k}" for k in previous if k not in now]
-                previous = now
-                run.cells.append(
-                    CellRecord(
-                        index + 1,
-                        cell.get("id"),
-                        digest(json.dumps(outputs, sort_keys=True)),
-                        _short_text(outputs),
-                        state["variables"],
-                        state["rng"],
-                        changed,
-                    )
-                )
-                done += 1
-                if progress is not None:
-                    progress(done, code_cells)
-            run.environment = _expression(client, ENVIRONMENT_EXPRESSION)
-    except NoSuchKernel as exc:
-        raise VerifyError(f"no kernel named {exc.args[0] if exc.args else kernel!r}") from None
-    except TimeoutError as exc:
-        raise VerifyError(f"a cell ran longer than --timeout {timeout:g} s: {exc}") from None
-    except (nbclient.exceptions.DeadKernelError, RuntimeError) as exc:
-        # The kernel died, or never answered: nothing can be decided about the notebook.
-        raise VerifyError(f"the kernel {kernel!r} failed: {exc}") from None
-    return run
 
 
 # --- comparing --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Item:
-    """One thing that differs in a cell: a variable, the outputs, or an RNG stream."""
-
-    kind: str  # "variable" | "outputs" | "rng"
-    name: str
-    first: str
-    second: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        if self.kind == "outputs":
-            return f"outputs: {self.first!r} → {self.second!r}"
-        if self.kind == "rng":
-            return f"RNG {self.name}: state {self.first} → {self.second}"
-        return f"{self.name}: {self.detail or f'{self.first} → {self.second}'}"
-
-
 @dataclass
 class NotebookReport:
-    """The verdict on a notebook: the first differing cell, what differs, what was ignored."""
+    """The verdict on a notebook: the first differing cell, what differs, why, and the fix."""
 
     notebook: str
     runs: int
-    first: int | None = None  # position of the first differing cell
+    #: the first differing cell: position (1-based, markdown counted), In [N], id
+    first: int | None = None
+    first_count: int | None = None
     first_id: str | None = None
-    items: list[Item] = field(default_factory=list)
+    items: list[Difference] = field(default_factory=list)
     downstream: list[int] = field(default_factory=list)
     cells: int = 0
-    ignored: dict[str, int] = field(default_factory=dict)
+    #: what was not compared, and why, one line each
+    ignored: list[str] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)
+    #: with ``against``: code cells added, removed or edited since the recording
+    changes: list[str] = field(default_factory=list)
+    causes: list[Cause] = field(default_factory=list)
+    hash_seeds: list[str | None] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
+    #: the kernel's stderr when a cell or the kernel failed
+    details: str = ""
     against: str | None = None
 
     @property
@@ -283,32 +342,49 @@ class NotebookReport:
         return {True: 0, False: 1, None: 2}[self.reproducible]
 
     @property
+    def first_label(self) -> str | None:
+        """``cell 5 (In [3], id 1a2b)``, or None."""
+        if self.first is None:
+            return None
+        return _label(self.first, self.first_count, self.first_id)
+
+    @property
     def verdict(self) -> str:
         """One line."""
         what = f"against {self.against}" if self.against else f"over {self.runs} runs"
         if self.error is not None:
-            return f"cannot verify {self.notebook}: {self.error.splitlines()[0]}"
+            return f"cannot verify {self.notebook}: {self.error}"
         if self.first is None:
             return f"reproducible: {self.cells} code cells identical {what}"
-        return f"NOT reproducible: cell {self.first} is the first that differs {what}"
+        return f"NOT reproducible: {self.first_label} is the first that differs {what}"
+
+    @property
+    def advice(self) -> list[str]:
+        """One line per cause: what to do."""
+        return [str(cause) for cause in self.causes]
 
     def __str__(self) -> str:
         lines = []
-        if self.error is not None:
-            lines.append(self.error)
+        if self.error is not None and self.details:
+            lines.append("the kernel's stderr:")
+            lines += [f"  {line}" for line in self.details.splitlines()]
         if self.first is not None:
-            cell_id = f" (id {self.first_id})" if self.first_id else ""
-            lines.append(f"cell {self.first}{cell_id} differs:")
+            lines.append(f"{self.first_label} differs:")
             lines += [f"  {item}" for item in self.items]
             if self.downstream:
                 cells = ", ".join(str(p) for p in self.downstream)
                 lines.append(f"later cells that differ, downstream of cell {self.first}: {cells}")
+        if self.changes:
+            lines.append("the notebook changed since the recording:")
+            lines += [f"  {line}" for line in self.changes]
         if self.environment:
             lines.append("the environments differ:")
             lines += [f"  {line}" for line in self.environment]
         if self.ignored:
-            parts = ", ".join(f"{label} ({n})" for label, n in self.ignored.items())
-            lines.append(f"ignored: {parts}")
+            lines.append("ignored:")
+            lines += [f"  {line}" for line in self.ignored]
+        lines += [f"note: {note}" for note in self.notes]
+        lines += [f"cause: {line}" for line in self.advice]
         lines.append(self.verdict)
         return "\n".join(lines)
 
@@ -321,75 +397,149 @@ class NotebookReport:
             "runs": self.runs,
             "against": self.against,
             "first_differing_cell": self.first,
+            "first_differing_cell_execution_count": self.first_count,
             "first_differing_cell_id": self.first_id,
-            "differences": [item.__dict__ for item in self.items],
+            "differences": [dict(item.as_dict(), text=str(item)) for item in self.items],
             "downstream_cells": self.downstream,
             "code_cells": self.cells,
             "ignored": self.ignored,
             "environment_differences": self.environment,
+            "changes": self.changes,
+            "causes": [
+                {"cause": c.name, "evidence": c.evidence, "fix": c.fix} for c in self.causes
+            ],
+            "hash_seeds": self.hash_seeds,
+            "notes": self.notes,
             "error": self.error,
+            "details": self.details,
         }
 
 
-def _variable_detail(name: str, a: dict[str, Any], b: dict[str, Any]) -> str:
-    """Element by element where both runs sent the values; else kinds (and values if scalar)."""
+def _entry_difference(name: str, where: str, a: dict[str, Any], b: dict[str, Any]) -> Difference:
+    """One variable (or one leaf of it), as the kernels described it in two runs."""
+    import numpy as np
 
-    if "values" in a and "values" in b and a.get("dtype") == b.get("dtype"):
-        import numpy as np
-
-        diff = compare(name, np.asarray(a["values"]), np.asarray(b["values"]))
-        if diff is not None and diff.differing is not None:
-            text = f"{a['kind']}: {diff.differing} of {diff.total} elements differ"
-            if diff.max_abs is not None:
-                text += f", largest abs diff {diff.max_abs:.6g}"
-            if diff.first_index is not None:
-                text += f", first at {diff.first_index}"
-            return text
+    if (
+        "values" in a
+        and "values" in b
+        and (a.get("dtype"), a.get("shape"))
+        == (
+            b.get("dtype"),
+            b.get("shape"),
+        )
+    ):
+        shape = tuple(a.get("shape") or np.shape(a["values"]))
+        x = np.asarray(a["values"]).reshape(shape)
+        y = np.asarray(b["values"]).reshape(shape)
+        found = compare(name, x, y)
+        if found is not None and found.differing is not None:
+            return Difference(
+                name,
+                found.run,
+                "values",
+                where,
+                1,
+                a["kind"],
+                b["kind"],
+                found.differing,
+                found.total,
+                found.max_abs,
+                found.first_index,
+            )
     if "value" in a and "value" in b:
-        return f"{a['kind']}: {a['value']!r} → {b['value']!r}"
+        x, y = a["value"], b["value"]
+        if isinstance(x, str) and isinstance(y, str) and ("\n" in x + y or len(x + y) > 120):
+            return text_difference(name, x, y, where=where)
+        return Difference(name, 2, "values", where, 1, repr(x), repr(y))
+    if "repr" in a and "repr" in b:
+        return Difference(name, 2, "values", where, 1, a["repr"], b["repr"])
     if "summary" in a and "summary" in b and a["kind"] == b["kind"]:
         (m1, lo1, hi1), (m2, lo2, hi2) = a["summary"], b["summary"]
-        return (
-            f"{a['kind']}: values differ: mean {m1:.6g} → {m2:.6g}, "
-            f"min {lo1:.6g} → {lo2:.6g}, max {hi1:.6g} → {hi2:.6g}"
+        return Difference(
+            name,
+            2,
+            "summary",
+            where,
+            1,
+            a["kind"],
+            f"mean {m1:.6g} → {m2:.6g}, min {lo1:.6g} → {lo2:.6g}, max {hi1:.6g} → {hi2:.6g}",
         )
     if a["kind"] != b["kind"]:
-        return f"{a['kind']} → {b['kind']}"
-    return f"{a['kind']}: values differ (digests {a['digest'][:8]} → {b['digest'][:8]})"
+        return Difference(name, 2, "type", where, 1, a["kind"], b["kind"])
+    return Difference(
+        name,
+        2,
+        "values",
+        where,
+        1,
+        f"{a['kind']} (digest {a['digest'][:8]})",
+        f"digest {b['digest'][:8]}",
+    )
 
 
-def _cell_items(a: CellRecord, b: CellRecord) -> list[Item]:
-    items: list[Item] = []
-    for name in dict.fromkeys([*a.changed, *b.changed]):
-        if name.startswith("del "):
-            name = name[4:]
+def _variable_differences(name: str, a: dict[str, Any], b: dict[str, Any]) -> list[Difference]:
+    """A variable that differs: leaf by leaf (``model.0.weight``) where both runs sent leaves."""
+    if "leaves" in a and "leaves" in b:
+        x = {leaf["path"]: leaf for leaf in a["leaves"]}
+        y = {leaf["path"]: leaf for leaf in b["leaves"]}
+        found = []
+        for path in dict.fromkeys([*x, *y]):
+            if path not in x or path not in y:
+                there = x.get(path) or y[path]
+                found.append(
+                    Difference(
+                        name,
+                        2,
+                        "missing",
+                        path,
+                        first=there["kind"] if path in x else "",
+                        second=there["kind"] if path in y else "",
+                    )
+                )
+            elif x[path]["digest"] != y[path]["digest"]:
+                found.append(_entry_difference(name, path, x[path], y[path]))
+        if found:
+            return found
+    return [_entry_difference(name, "", a, b)]
+
+
+def _cell_items(a: CellRecord, b: CellRecord, ignore: tuple[str, ...]) -> list[Difference]:
+    items: list[Difference] = []
+    for name in dict.fromkeys(n.removeprefix("del ") for n in [*a.changed, *b.changed]):
+        if name in ignore:
+            continue
         va, vb = a.variables.get(name), b.variables.get(name)
         if (va or {}).get("unreadable") or (vb or {}).get("unreadable"):
             continue  # listed among the report's ignored, never called identical silently
         if va is None or vb is None:
             if va is not vb:
-                items.append(
-                    Item(
-                        "variable",
-                        name,
-                        va["kind"] if va else "absent",
-                        vb["kind"] if vb else "absent",
-                        f"{va['kind'] if va else 'absent'} → {vb['kind'] if vb else 'absent'}",
-                    )
-                )
+                first = va["kind"] if va else ""
+                second = vb["kind"] if vb else ""
+                items.append(Difference(name, 2, "missing", first=first, second=second))
             continue
         if va["digest"] != vb["digest"]:
-            items.append(
-                Item("variable", name, va["kind"], vb["kind"], _variable_detail(name, va, vb))
-            )
-    if a.outputs != b.outputs:
-        items.append(Item("outputs", "outputs", a.outputs_text, b.outputs_text))
+            items += _variable_differences(name, va, vb)
+    if a.outputs != b.outputs and not any(t in IGNORE_OUTPUT_TAGS for t in a.tags + b.tags):
+        items += _output_items(a, b)
+    return items
+
+
+def _output_items(a: CellRecord, b: CellRecord) -> list[Difference]:
+    items = []
+    for name in dict.fromkeys([*a.streams, *b.streams]):
+        x, y = a.streams.get(name, ""), b.streams.get(name, "")
+        if x != y:
+            items.append(text_difference(name, x, y))
+    if a.displayed != b.displayed:
+        items.append(text_difference("displayed", a.displayed, b.displayed))
+    if not items:  # rich outputs (images, HTML) only
+        items.append(Difference("outputs", 2, "values", "", 1, a.outputs[:8], b.outputs[:8]))
     return items
 
 
 def _rng_items(
     a: CellRecord, b: CellRecord, before_a: CellRecord | None, before_b: CellRecord | None
-) -> list[Item]:
+) -> list[Difference]:
     items = []
     for stream in dict.fromkeys([*a.rng, *b.rng]):
         fa, fb = a.rng.get(stream), b.rng.get(stream)
@@ -400,74 +550,170 @@ def _rng_items(
         was_a = before_a.rng.get(stream) if before_a else None
         was_b = before_b.rng.get(stream) if before_b else None
         if was_a is not None and was_a == was_b:
-            items.append(Item("rng", stream, (fa or "absent")[:8], (fb or "absent")[:8]))
+            items.append(
+                Difference(
+                    f"RNG {stream}",
+                    2,
+                    "values",
+                    "",
+                    1,
+                    f"state {(fa or 'absent')[:8]}",
+                    (fb or "absent")[:8],
+                )
+            )
     return items
 
 
-def compare_runs(notebook: str, first: Run, second: Run, runs: int) -> NotebookReport:
-    """Compare two runs cell by cell (``second`` may be a recording's run)."""
-    report = NotebookReport(notebook, runs, cells=len(first.cells))
-    ignored = first.ignored + second.ignored
+def _match(
+    first: list[CellRecord], second: list[CellRecord]
+) -> tuple[list[tuple[CellRecord, CellRecord]], list[str]]:
+    """Pairs of the same cell in two runs (by id, then by code, in order) and what changed."""
+    pairs: dict[int, CellRecord] = {}
+    used: set[int] = set()
+    by_id = {c.cell_id: i for i, c in enumerate(second) if c.cell_id}
+    for i, cell in enumerate(first):
+        j = by_id.get(cell.cell_id) if cell.cell_id else None
+        if j is not None and j not in used:
+            pairs[i], _ = second[j], used.add(j)
+    for i, cell in enumerate(first):
+        if i in pairs:
+            continue
+        j = next((j for j, c in enumerate(second) if j not in used and c.code == cell.code), None)
+        if j is not None:
+            pairs[i], _ = second[j], used.add(j)
+    changes = []
+    for i, cell in enumerate(first):
+        if i not in pairs:
+            changes.append(f"removed: recorded {cell.label}")
+        elif pairs[i].code != cell.code:
+            changes.append(f"edited: {pairs[i].label} (recorded as {cell.label})")
+    changes += [f"added: {c.label}" for j, c in enumerate(second) if j not in used]
+    return [(first[i], pairs[i]) for i in sorted(pairs)], changes
+
+
+def compare_runs(
+    notebook: str, first: Run, second: Run, runs: int, ignore: tuple[str, ...] = ()
+) -> NotebookReport:
+    """Compare two runs cell by cell (``first`` may be a recording's run)."""
+    report = NotebookReport(notebook, runs, cells=len(second.cells))
+    report.hash_seeds = [first.hash_seed, second.hash_seed]
+    report.ignored = _ignored_lines(first, second, ignore)
+    pairs, report.changes = _match(first.cells, second.cells)
+    previous_a: CellRecord | None = None
+    previous_b: CellRecord | None = None
+    for a, b in pairs:
+        if any(tag in IGNORE_TAGS for tag in a.tags + b.tags):
+            previous_a, previous_b = a, b
+            continue
+        items = _cell_items(a, b, ignore) + _rng_items(a, b, previous_a, previous_b)
+        if items:
+            if report.first is None:
+                report.first, report.first_count, report.first_id = (
+                    b.position,
+                    b.execution_count,
+                    b.cell_id,
+                )
+                report.items = items
+            else:
+                report.downstream.append(b.position)
+        previous_a, previous_b = a, b
+    return report
+
+
+def _ignored_lines(first: Run, second: Run, ignore: tuple[str, ...]) -> list[str]:
+    """What the comparison left out, and why, one line each."""
+    lines = []
+    for cell in second.cells:
+        for tag in cell.tags:
+            if tag in IGNORE_TAGS:
+                lines.append(f"{cell.label}: tagged {tag}, nothing of it compared")
+            elif tag in IGNORE_OUTPUT_TAGS:
+                lines.append(f"{cell.label}: tagged {tag}, its outputs not compared")
+    lines += [f"variable {name}: --ignore, never compared" for name in ignore]
+    unreadable: dict[str, str] = {}
     for run in (first, second):
         for record in run.cells:
             for name, entry in record.variables.items():
                 if entry.get("unreadable"):
-                    ignored[f"variable {name}, unreadable ({entry['unreadable']})"] = 1
-    report.ignored = dict(ignored)
-    if [c.position for c in first.cells] != [c.position for c in second.cells]:
-        report.error = "the runs' code cells are at different positions: not the same notebook"
-        return report
-    by_position = {c.position: c for c in second.cells}
-    previous_a: CellRecord | None = None
-    previous_b: CellRecord | None = None
-    for a in first.cells:
-        b = by_position.get(a.position)
-        if b is None:
-            report.error = f"cell {a.position} is a code cell in one run and not in the other"
-            return report
-        items = _cell_items(a, b) + _rng_items(a, b, previous_a, previous_b)
-        if items:
-            if report.first is None:
-                report.first, report.first_id, report.items = a.position, a.cell_id, items
-            else:
-                report.downstream.append(a.position)
-        previous_a, previous_b = a, b
-    return report
+                    unreadable.setdefault(name, entry["unreadable"])
+    lines += [f"variable {n}: unreadable, not compared ({why})" for n, why in unreadable.items()]
+    counts = first.ignored + second.ignored
+    if counts:
+        lines.append(
+            "in outputs, as they vary between identical runs: "
+            + ", ".join(f"{label} ({n})" for label, n in counts.items())
+        )
+    return lines
+
+
+def skipped_lines(path: Path) -> list[str]:
+    """The cells tagged not to run, one line each."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    return [
+        f"{_label(i + 1, None, c.get('id'))}: tagged {tag}, not run"
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        for tag in _tags(c)
+        if tag in SKIP_TAGS
+    ]
+
+
+# --- causes -----------------------------------------------------------------------------
+
+
+def _causes(
+    report: NotebookReport, first: Run, second: Run, source: str, hashing: bool | None
+) -> list[Cause]:
+    """Why the first differing cell differs: what the runs showed, then what its code shows."""
+    if report.first is None:
+        return []
+    found: list[Cause] = []
+    if hashing:
+        found.append(advice.HASHING)
+    positions = [c.position for c in second.cells]
+    index = positions.index(report.first)
+    before_b = second.cells[index - 1] if index else None
+    before_a = (
+        next((c for c in first.cells if c.position == before_b.position), None)
+        if (before_b)
+        else None
+    )
+    first_b = second.cells[index]
+    first_a = next((c for c in first.cells if c.position == first_b.position), None)
+    if before_a is not None and before_b is not None and first_a is not None and not hashing:
+        # A global stream that already differed before the cell, and that the cell drew from.
+        streams = [
+            s
+            for s in before_b.rng
+            if before_a.rng.get(s) != before_b.rng.get(s)
+            and (
+                first_b.rng.get(s) != before_b.rng.get(s)
+                or first_a.rng.get(s) != before_a.rng.get(s)
+            )
+        ]
+        if streams:
+            found.append(advice.GLOBAL_STREAMS.with_evidence(", ".join(streams) + " unseeded"))
+    elif index == 0 and not hashing and (draw := advice.global_draw(source)) is not None:
+        found.append(draw)  # no state before the first cell to compare: its code says it
+    found += [c for c in advice.causes_in_code(source) if c.name not in {f.name for f in found}]
+    if not found and all(
+        item.what in ("values", "summary") and item.max_abs is not None for item in report.items
+    ):
+        found.append(advice.NONDETERMINISTIC_OP)
+    return found or [advice.UNKNOWN]
 
 
 # --- environments and recordings -------------------------------------------------
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list):
-        out = {}
-        for index, item in enumerate(value):
-            label = index
-            if isinstance(item, dict) and "library" in item:
-                label = f"{item.get('package', '')}/{item['library']}"
-            out.update(_flatten(item, f"{prefix}[{label}]"))
-        return out
-    return {prefix: value}
-
-
-#: Keys that differ between any two captures and say nothing about the results.
-_VOLATILE = ("captured",)
-
-
 def compare_environments(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
-    """One line per environment fact that differs: versions, BLAS, threads, GPU, hash seed..."""
-    a, b = _flatten(recorded), _flatten(here)
-    lines = []
-    for key in dict.fromkeys([*a, *b]):
-        if key in _VOLATILE or a.get(key) == b.get(key):
-            continue
-        lines.append(f"{key}: {a.get(key, 'absent')!r} recorded, {b.get(key, 'absent')!r} here")
-    return lines
+    """One line per environment fact that differs: versions, BLAS, flags, str hashing... (the
+    same comparison as a config cell's, so the two never disagree on what matters)."""
+    from repro._config import _differences
+
+    return [line for line, _ in _differences(recorded, here)]
 
 
 def save_recording(path: Path, notebook: Path, run: Run) -> None:
@@ -492,80 +738,17 @@ def load_recording(path: Path) -> Run:
         raise ValueError(f"cannot read recording {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a repro verify recording (format {FORMAT})")
-    cells = [CellRecord(**c) for c in data["cells"]]
+    try:
+        cells = [CellRecord(**c) for c in data["cells"]]
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"{path} is not a repro verify recording: {exc}") from None
+    seed = data.get("hash_seed")
     return Run(
         cells,
-        str(data.get("hash_seed")),
+        None if seed is None else str(seed),
         data.get("environment") or {},
         Counter(data.get("ignored") or {}),
     )
-
-
-# --- the command ------------------------------------------------------------------
-
-
-def _progress_bar(run: int, runs: int, stream: Any) -> Callable[[int, int], None]:
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        bar = "█" * filled + "░" * (width - filled)
-        end = "\n" if done == total else ""
-        stream.write(f"\rrun {run}/{runs} {bar} {done}/{total} cells{end}")
-        stream.flush()
-
-    return show
-
-
-def verify_notebook(
-    notebook: Path,
-    *,
-    runs: int = 2,
-    kernel: str = "python3",
-    timeout: float = 600,
-    hash_seed: str = "0",
-    save: Path | None = None,
-    against: Path | None = None,
-    progress: bool = False,
-) -> NotebookReport:
-    """Run ``notebook`` ``runs`` times (once with ``against``) and compare; see the module doc.
-
-    ``hash_seed`` is the kernels' ``PYTHONHASHSEED``: a number for every run, or
-    ``"random"`` for a different one per run. Errors that stop a run (a cell
-    raised, no such kernel) are in the report's ``error``, with exit code 2.
-    """
-    name = Path(notebook).name
-    recorded = load_recording(against) if against is not None else None
-    total = 1 if recorded is not None else runs
-    done: list[Run] = []
-    for index in range(1, total + 1):
-        seed = str(secrets.randbits(32)) if hash_seed == "random" else hash_seed
-        bar = _progress_bar(index, total, sys.stderr) if progress else None
-        try:
-            done.append(
-                run_notebook(notebook, kernel=kernel, timeout=timeout, hash_seed=seed, progress=bar)
-            )
-        except VerifyError as exc:
-            if progress:
-                sys.stderr.write("\n")
-            return NotebookReport(name, total, error=str(exc))
-    if save is not None:
-        save_recording(save, notebook, done[0])
-    if recorded is not None:
-        report = compare_runs(name, recorded, done[0], 1)
-        report.against = Path(against).name if against is not None else None
-        report.environment = compare_environments(recorded.environment, done[0].environment)
-        hashing_shown = any(line.startswith("hashing.") for line in report.environment)
-        if recorded.hash_seed != done[0].hash_seed and not hashing_shown:
-            report.environment.append(
-                f"PYTHONHASHSEED: {recorded.hash_seed} recorded, {done[0].hash_seed} here"
-            )
-        return report
-    report = compare_runs(name, done[0], done[0], runs)
-    for other in done[1:]:
-        report = compare_runs(name, done[0], other, runs)
-        if report.first is not None:
-            break
-    return report
 
 
 def _version() -> str:
@@ -576,3 +759,167 @@ def _version() -> str:
         return version("jupyter-repro")
     except PackageNotFoundError:
         return "unknown"
+
+
+# --- the whole verification ----------------------------------------------------------
+
+
+class _Progress:
+    """One line on stderr for all runs: ``run 1 ████░░ 4/6 · run 2 ███░░░ 3/6``."""
+
+    def __init__(self, runs: int, stream: Any) -> None:
+        self.done = [0] * runs
+        self.total = 0
+        self.stream = stream
+
+    def callback(self, run: int) -> Callable[[int, int], None]:
+        def show(done: int, total: int) -> None:
+            self.done[run], self.total = done, total
+            parts = []
+            for i, d in enumerate(self.done):
+                filled = 12 * d // max(total, 1)
+                parts.append(f"run {i + 1} {'█' * filled}{'░' * (12 - filled)} {d}/{total}")
+            self.stream.write("\r" + " · ".join(parts) + " cells")
+            self.stream.flush()
+
+        return show
+
+    def close(self) -> None:
+        if self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def default_jobs(runs: int) -> int:
+    """As many runs at once as there are cores (at least one)."""
+    return max(1, min(runs, os.cpu_count() or 1))
+
+
+def verify_notebook(
+    notebook: Path,
+    *,
+    runs: int = 2,
+    kernel: str = "python3",
+    timeout: float = 600,
+    hash_seed: int | str | None = None,
+    jobs: int | None = None,
+    save: Path | None = None,
+    against: Path | None = None,
+    ignore: tuple[str, ...] = (),
+    progress: bool = False,
+) -> NotebookReport:
+    """Run ``notebook`` ``runs`` times (once with ``against``) in fresh kernels and compare.
+
+    ``hash_seed``: None (the default) gives run *i* the hash seed *i* − 1, as stock kernels
+    differ in hash seed, unless the kernelspec pins PYTHONHASHSEED; a number pins it for
+    every run; ``"random"`` draws one per run. ``jobs``: runs at once (default: one per
+    core). ``ignore``: variable names never compared. ``save`` writes the first run as a
+    recording; ``against`` compares one run with such a recording, matching cells by id,
+    then by code. Errors that stop a run (a cell raised, no such kernel) are in the
+    report's ``error`` (one line) and ``details`` (the kernel's stderr), exit code 2.
+    """
+    path = Path(notebook)
+    name = path.name
+    ignore = tuple(ignore)
+    try:
+        pinned_by_kernel = kernel_hash_seed(kernel)
+    except VerifyError as exc:
+        return NotebookReport(name, runs, error=exc.line)
+    recorded = load_recording(against) if against is not None else None
+    total = 1 if recorded is not None else runs
+    if pinned_by_kernel is not None:
+        seeds: list[str | None] = [pinned_by_kernel] * total
+    elif hash_seed is None:
+        seeds = [str(i) for i in range(total)]
+    elif hash_seed == "random":
+        seeds = [str(secrets.randbits(32)) for _ in range(total)]
+    else:
+        seeds = [str(hash_seed)] * total
+    bar = _Progress(total, sys.stderr) if progress else None
+    try:
+        done = asyncio.run(
+            _run_all(path, seeds, kernel, timeout, ignore, jobs or default_jobs(total), bar)
+        )
+    except VerifyError as exc:
+        return NotebookReport(name, total, error=exc.line, details=exc.details)
+    finally:
+        if bar is not None:
+            bar.close()
+    if save is not None:
+        save_recording(save, path, done[0])
+    source = _sources(path)
+    if recorded is not None:
+        report = compare_runs(name, recorded, done[0], 1, ignore)
+        report.against = Path(against).name if against is not None else None
+        report.environment = compare_environments(recorded.environment, done[0].environment)
+        report.causes = _causes(report, recorded, done[0], source.get(report.first, ""), None)
+        report.ignored = skipped_lines(path) + report.ignored
+        return report
+    report = compare_runs(name, done[0], done[0], runs, ignore)
+    other = done[0]
+    for other in done[1:]:
+        report = compare_runs(name, done[0], other, runs, ignore)
+        if report.first is not None:
+            break
+    report.runs = runs
+    report.hash_seeds = [run.hash_seed for run in done]
+    hashing = None
+    if report.first is not None and done[0].hash_seed != other.hash_seed:
+        # Once more with run 1's hash seed: a difference that goes away was str hashing's.
+        try:
+            again = asyncio.run(
+                _run_all(path, [done[0].hash_seed], kernel, timeout, ignore, 1, None)
+            )[0]
+        except VerifyError:
+            again = None
+        if again is not None:
+            pinned = compare_runs(name, done[0], again, runs, ignore)
+            hashing = pinned.first is None or pinned.first > report.first
+            report.notes.append(
+                f"run again with run 1's hash seed ({done[0].hash_seed}), cell {report.first} "
+                + ("did not differ: the cause is str hashing" if hashing else "still differed")
+            )
+    if pinned_by_kernel is not None:
+        report.notes.append(f"the kernel {kernel!r} pins PYTHONHASHSEED={pinned_by_kernel}")
+    report.causes = _causes(report, done[0], other, source.get(report.first, ""), hashing)
+    report.ignored = skipped_lines(path) + report.ignored
+    return report
+
+
+def _sources(path: Path) -> dict[int | None, str]:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    return {i + 1: c.source for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+
+
+async def _run_all(
+    path: Path,
+    seeds: list[str | None],
+    kernel: str,
+    timeout: float,
+    ignore: tuple[str, ...],
+    jobs: int,
+    bar: _Progress | None,
+) -> list[Run]:
+    """Each run in its own kernel, ``jobs`` at a time; the first error stops them all."""
+    gate = asyncio.Semaphore(jobs)
+
+    async def one(index: int, seed: str | None) -> Run:
+        async with gate:
+            return await _run_notebook(
+                path,
+                kernel=kernel,
+                timeout=timeout,
+                hash_seed=seed,
+                ignore=ignore,
+                progress=bar.callback(index) if bar is not None else None,
+            )
+
+    tasks = [asyncio.ensure_future(one(i, seed)) for i, seed in enumerate(seeds)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -11,9 +11,15 @@ import sys
 from typing import Any
 
 from repro._shown import redact
-from repro._verify.digest import describe, digest
+from repro._verify.digest import describe, digest, leaves, strip_addresses
 
-__all__ = ["ENVIRONMENT_EXPRESSION", "KERNEL_EXPRESSION", "SMALL", "kernel_record"]
+__all__ = [
+    "ENVIRONMENT_EXPRESSION",
+    "KERNEL_EXPRESSION",
+    "SMALL",
+    "kernel_record",
+    "record_expression",
+]
 
 #: Evaluated in the kernel after each code cell (binds no name in the user's namespace).
 KERNEL_EXPRESSION = "__import__('repro._verify.recorder', fromlist=['_']).kernel_record()"
@@ -27,23 +33,63 @@ ENVIRONMENT_EXPRESSION = (
 SMALL = 1000
 
 
+#: A changed value with at most this many leaves (a model's parameters and buffers, a dict of
+#: arrays) travels leaf by leaf, so a difference names the parameter; larger ones as a whole.
+LEAVES = 200
+
+#: Containers whose text is at most this long travel as text, to be shown by value.
+SHORT_TEXT = 200
+
+
+def _details(value: Any) -> dict[str, Any]:
+    """What describes a changed value beyond its digest: its values if small, else a summary;
+    leaf by leaf for a model or a container of arrays."""
+    found = _small_values(value)
+    if found:
+        return found
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        text = strip_addresses(repr(value)) if _only_scalars(value) else ""
+        if text and len(text) <= SHORT_TEXT:
+            return {"repr": redact(text)}
+    parts = []
+    for count, leaf in enumerate(leaves(value)):
+        if count >= LEAVES:
+            return {}
+        if leaf.path.endswith(("#len", "#type")):
+            continue
+        entry = {"path": leaf.path, "digest": digest(leaf.value), "kind": describe(leaf.value)}
+        entry.update(_small_values(leaf.value))
+        parts.append(entry)
+    return {"leaves": parts} if len(parts) > 1 else {}
+
+
+def _only_scalars(value: Any) -> bool:
+    return all(isinstance(leaf.value, bool | int | float | str | None) for leaf in leaves(value))
+
+
 def _small_values(value: Any) -> dict[str, Any]:
     np = sys.modules.get("numpy")
     torch = sys.modules.get("torch")
-    if isinstance(value, bool | int | float | str) and len(repr(value)) <= 200:
+    if isinstance(value, bool | int | float | str) and len(repr(value)) <= SHORT_TEXT:
         return {"value": redact(value) if isinstance(value, str) else value}
+    if isinstance(value, str):  # a long text: compared as text, line by line
+        return {"value": redact(value)}
     if torch is not None and isinstance(value, torch.Tensor) and value.numel() <= SMALL:
         t = value.detach().cpu()
         if t.is_floating_point() and t.dtype != torch.float64:
             t = t.double()
-        return {"values": t.tolist(), "dtype": str(value.dtype).removeprefix("torch.")}
+        return {
+            "values": t.tolist(),
+            "dtype": str(value.dtype).removeprefix("torch."),
+            "shape": list(value.shape),
+        }
     if (
         np is not None
         and isinstance(value, np.ndarray)
         and value.size <= SMALL
         and value.dtype.kind in "biuf"
     ):
-        return {"values": value.tolist(), "dtype": str(value.dtype)}
+        return {"values": value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
     return _summary(value, np, torch)
 
 
@@ -70,9 +116,14 @@ def _summary(value: Any, np: Any, torch: Any) -> dict[str, Any]:
 _previous: dict[str, str] = {}
 
 
-def kernel_record() -> str:
+def record_expression(ignore: tuple[str, ...] = ()) -> str:
+    """The expression the host evaluates after each code cell; ``ignore``: names never read."""
+    return KERNEL_EXPRESSION.replace("()", f"(ignore={tuple(ignore)!r})")
+
+
+def kernel_record(ignore: tuple[str, ...] = ()) -> str:
     """In a kernel: JSON of each user variable's digest and kind, and each RNG stream's
-    fingerprint (what the host evaluates after every code cell)."""
+    fingerprint (what the host evaluates after every code cell); ``ignore``d names are not read."""
     import types
 
     from IPython import get_ipython
@@ -83,14 +134,14 @@ def kernel_record() -> str:
     hidden = shell.user_ns_hidden
     variables = {}
     for name, value in list(shell.user_ns.items()):
-        if name.startswith("_") or (name in hidden and hidden[name] is value):
+        if name.startswith("_") or name in ignore or (name in hidden and hidden[name] is value):
             continue
         if isinstance(value, types.ModuleType | types.FunctionType | type):
             continue
         try:
             entry = {"digest": digest(value), "kind": describe(value)}
             if _previous.get(name) != entry["digest"]:
-                entry.update(_small_values(value))
+                entry.update(_details(value))
         except Exception as exc:  # an object the digest cannot read: said, not hidden
             entry = {"unreadable": f"{type(exc).__name__}: {exc}", "kind": describe(value)}
             entry["digest"] = ""

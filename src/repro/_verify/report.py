@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from repro._shown import redact
@@ -28,7 +28,9 @@ __all__ = [
     "Raised",
     "VerifyReport",
     "compare",
+    "compare_leaves",
     "compare_outputs",
+    "text_difference",
 ]
 
 #: The output names of what a cell shows: its last expression's value, and what it printed.
@@ -49,7 +51,8 @@ class Difference:
     #: which run differs from run 1 (runs count from 1)
     run: int
     #: what differs: ``"values"``, ``"bits"`` (only signed zeros or NaN payloads),
-    #: ``"dtype/shape"``, ``"type"``, ``"missing"`` or ``"error"``
+    #: ``"text"`` (``first_index`` is the line and column), ``"summary"`` (a large array
+    #: known by mean, min and max), ``"dtype/shape"``, ``"type"``, ``"missing"`` or ``"error"``
     what: str
     #: the first differing leaf inside the output (``".fc.weight"``, ``"['loss']"``), or ``""``
     where: str = ""
@@ -78,6 +81,11 @@ class Difference:
                 text += f", largest abs diff {self.max_abs:.6g}"
             if self.first_index is not None:
                 text += f", first at {self.first_index}"
+        elif self.what == "text" and self.first_index is not None:
+            line, column = self.first_index
+            text = f"{where}: line {line}, column {column}: {self.first} → {self.second}"
+        elif self.what == "summary":
+            text = f"{where}: {self.first}: values differ: {self.second}"
         elif self.what == "values":
             text = f"{where}: {self.first} → {self.second}"
         elif self.what == "bits":
@@ -89,8 +97,6 @@ class Difference:
             text = f"{where}: {self.first} in run 1, {self.second} in run {self.run}"
         else:
             text = f"{where}: {self.what} {self.first} in run 1, {self.second} in run {self.run}"
-        if self.leaves > 1:
-            text += f" (and {self.leaves - 1} more inside {self.output})"
         return text
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,6 +129,8 @@ class VerifyReport:
     unverifiable: str | None = None
     #: what was not compared or was normalised, said so the verdict is read rightly
     notes: tuple[str, ...] = field(default=())
+    #: what to do about each cause of a difference, one line each
+    advice: tuple[str, ...] = field(default=())
     #: with ``trace=True``: the first torch op whose output differed, and why (None if none)
     first_op: FirstOp | None = None
     #: with ``trace=True``: why no op could be named (no torch, every op agreed), or None
@@ -158,10 +166,18 @@ class VerifyReport:
 
     def __str__(self) -> str:
         # The verdict comes last: under the details, where the eye lands after the output.
-        # Each output once, as in the first run that differs (the data keeps every run).
-        first = {d.output: d for d in reversed(self.differences)}
-        lines = [f"  {d}" for d in self.differences if first[d.output] is d]
+        # Each output as in the first run that differs (the data keeps every run), at most
+        # SHOWN leaves of it.
+        first_run = {d.output: d.run for d in reversed(self.differences)}
+        lines = []
+        for name in self.differing:
+            shown = [d for d in self.differences if d.output == name and d.run == first_run[name]]
+            lines += [f"  {d}" for d in shown[:SHOWN]]
+            more = shown[0].leaves - min(len(shown), SHOWN)
+            if more > 0:
+                lines.append(f"  (and {more} more inside {name})")
         lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  advice: {line}" for line in self.advice]
         # Why it diverged leads: the first op is the answer, the outputs its consequences.
         lead = [str(self.first_op)] if self.first_op is not None else []
         if self.trace_note is not None:
@@ -208,6 +224,7 @@ class VerifyReport:
             "differences": [d.as_dict() for d in self.differences],
             "unverifiable": self.unverifiable,
             "notes": list(self.notes),
+            "advice": list(self.advice),
             "first_op": None if self.first_op is None else self.first_op.as_dict(),
             "trace_note": self.trace_note,
         }
@@ -219,46 +236,121 @@ class VerifyReport:
 def compare(name: str, first: Any, second: Any, run: int = 2) -> Difference | None:
     """How ``second`` (from run ``run``) differs from ``first`` as output ``name``; None if equal.
 
-    Equality is bitwise, decided by digest; the details are computed only
-    for a value whose digest differs.
+    The first difference, with ``leaves`` saying how many leaves differ in all
+    (:func:`compare_leaves` gives each of them).
+    """
+    found = compare_leaves(name, first, second, run)
+    return found[0] if found else None
+
+
+def compare_leaves(
+    name: str, first: Any, second: Any, run: int = 2, limit: int = 10
+) -> list[Difference]:
+    """Each leaf of output ``name`` that differs (``model.0.weight``...), at most ``limit``.
+
+    Equality is bitwise, decided by digest; the details are computed only for a
+    value whose digest differs. A short container is described by its values.
     """
     if digest(first) == digest(second):
-        return None
+        return []
+    by_value = _by_value(name, run, first, second)
+    if by_value is not None:
+        return [by_value]
     a = {leaf.path: leaf for leaf in leaves(first)}
     b = {leaf.path: leaf for leaf in leaves(second)}
     found: list[Difference] = []
+    count = 0
     for path in dict.fromkeys([*a, *b]):
         if path not in a or path not in b:
             there = a.get(path) or b.get(path)
             assert there is not None
             desc = describe(there.value)
-            found.append(
-                Difference(
-                    name,
-                    run,
-                    "missing",
-                    _clean(path),
-                    first=desc if path in a else "",
-                    second=desc if path in b else "",
+            count += 1
+            if len(found) < limit:
+                found.append(
+                    Difference(
+                        name,
+                        run,
+                        "missing",
+                        _clean(path),
+                        first=desc if path in a else "",
+                        second=desc if path in b else "",
+                    )
                 )
-            )
         elif digest(a[path].value) != digest(b[path].value):
-            found.append(_leaf_difference(name, run, a[path], b[path]))
+            count += 1
+            if len(found) < limit:
+                found.append(_leaf_difference(name, run, a[path], b[path]))
     if not found:  # the same leaves, but a set, a type or an order differs
-        return Difference(name, run, "values", "", 1, describe(first), describe(second))
-    head = found[0]
+        return [Difference(name, run, "values", "", 1, describe(first), describe(second))]
+    return [replace(d, leaves=count) for d in found]
+
+
+#: Leaves of one output shown in a report's text (the data keeps up to ten).
+SHOWN = 3
+
+#: Containers whose text is at most this long are shown by value: ``[1, 2] → [2, 1]``.
+SHORT = 80
+
+
+def _by_value(name: str, run: int, first: Any, second: Any) -> Difference | None:
+    kinds = (list, tuple, dict, set, frozenset)
+    if not (isinstance(first, kinds) and isinstance(second, kinds)):
+        return None
+    if any(isinstance(leaf.value, _array_types()) for v in (first, second) for leaf in leaves(v)):
+        return None
+    x, y = strip_addresses(repr(first)), strip_addresses(repr(second))
+    if len(x) > SHORT or len(y) > SHORT or x == y:
+        return None
+    return Difference(name, run, "values", "", 1, x, y)
+
+
+def _array_types() -> tuple[type, ...]:
+    np, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    return tuple(
+        t for t in (getattr(np, "ndarray", None), getattr(torch, "Tensor", None)) if t is not None
+    )
+
+
+#: Characters of context shown on each side of the first differing character of two texts.
+EXCERPT = 24
+
+
+def text_difference(
+    name: str, first: str, second: str, run: int = 2, where: str = ""
+) -> Difference:
+    """Where two texts first differ: line and column (from 1), and a short excerpt of each
+    around that point (never two identical prefixes)."""
+    index = next(
+        (i for i, (x, y) in enumerate(zip(first, second, strict=False)) if x != y),
+        min(len(first), len(second)),
+    )
+    line = first.count("\n", 0, index) + 1
+    start_of_line = first.rfind("\n", 0, index) + 1
+    column = index - start_of_line + 1
+    start = max(start_of_line, index - EXCERPT)
     return Difference(
-        head.output,
-        head.run,
-        head.what,
-        head.where,
-        len(found),
-        head.first,
-        head.second,
-        head.differing,
-        head.total,
-        head.max_abs,
-        head.first_index,
+        name,
+        run,
+        "text",
+        where,
+        1,
+        _excerpt(first, start, index, start_of_line),
+        _excerpt(second, start, index, start_of_line),
+        first_index=(line, column),
+    )
+
+
+def _excerpt(text: str, start: int, index: int, start_of_line: int) -> str:
+    if index >= len(text) and start >= len(text):
+        return "(end of text)"
+    end = index + EXCERPT
+    piece = text[start:end]
+    return (
+        ("…" if start > start_of_line else "")
+        + repr(piece)
+        + ("…" if end < len(text) else "")
+        + (" (end of text)" if end >= len(text) and index >= len(text) else "")
     )
 
 
@@ -275,6 +367,8 @@ def _leaf_difference(name: str, run: int, a: Leaf, b: Leaf) -> Difference:
     if xa is None or ya is None:
         if type(x) is not type(y):
             return Difference(name, run, "type", where, 1, type(x).__name__, type(y).__name__)
+        if isinstance(x, str) and ("\n" in x + y or len(x) > SHORT or len(y) > SHORT):
+            return text_difference(name, x, y, run, where)
         return Difference(name, run, "values", where, 1, _short(x), _short(y))
     if xa.dtype != ya.dtype or xa.shape != ya.shape or type(x) is not type(y):
         return Difference(name, run, "dtype/shape", where, 1, describe(x), describe(y))
@@ -327,7 +421,8 @@ def _short(value: Any) -> str:
 
 
 def compare_outputs(reference: dict[str, Any], other: dict[str, Any], run: int) -> list[Difference]:
-    """How run ``run``'s named outputs differ from the reference run's, one per output."""
+    """How run ``run``'s named outputs differ from the reference run's: each differing leaf
+    (at most ten per output)."""
     found = []
     for name in dict.fromkeys([*reference, *other]):
         if name not in other or name not in reference:
@@ -342,9 +437,7 @@ def compare_outputs(reference: dict[str, Any], other: dict[str, Any], run: int) 
                 )
             )
             continue
-        diff = compare(name, reference[name], other[name], run)
-        if diff is not None:
-            found.append(diff)
+        found += compare_leaves(name, reference[name], other[name], run)
     return found
 
 

@@ -42,18 +42,50 @@ def check_settings(profile: str | None, overrides: dict[str, Any]) -> None:
 
 def copy_all(values: dict[str, Any]) -> dict[str, Any]:
     """One deep copy of ``values`` (shared references kept: an optimizer keeps its model's
-    parameters); raises ``Uncopyable`` naming the first value that cannot be copied."""
+    parameters); raises ``Uncopyable`` naming the first value that cannot be copied.
+
+    A tensor that is not a graph leaf (a loss, an activation) refuses ``deepcopy``; it
+    is copied detached, as the values a run starts from, not the graph that made them.
+    """
     try:
         return copy.deepcopy(values)
     except Exception:
+        memo = _detached_non_leaves(values)
+        if memo:
+            try:
+                return copy.deepcopy(values, memo)
+            except Exception:
+                pass
         for name, value in values.items():
             try:
-                copy.deepcopy(value)
+                copy.deepcopy(value, dict(memo))
             except Exception as exc:
                 raise Uncopyable(
                     f"{name} ({type(value).__name__}) cannot be copied: {exc}"
                 ) from None
         raise
+
+
+def _detached_non_leaves(values: dict[str, Any]) -> dict[int, Any]:
+    """A deepcopy memo in which every non-leaf tensor inside ``values`` is a detached clone."""
+    import sys
+
+    from repro._verify.digest import leaves
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    memo: dict[int, Any] = {}
+    keep = []
+    for value in values.values():
+        for leaf in leaves(value):
+            t = leaf.value
+            if isinstance(t, torch.Tensor) and not t.is_leaf and id(t) not in memo:
+                memo[id(t)] = t.detach().clone().requires_grad_(t.requires_grad)
+                keep.append(t)
+    if memo:
+        memo[id(memo)] = keep  # deepcopy's own rule: what the memo's ids name stays alive
+    return memo
 
 
 class ArgumentError(ValueError):

@@ -1,0 +1,127 @@
+"""Why a result differed, and what to do about it: one cause, one fix, at every scale.
+
+The causes are found from what verify saw (a global stream that differed before
+the cell, a difference that went away with the hash seed pinned, a numeric
+difference with every stream equal) and from the code that differed (an
+unseeded generator, the clock, DataLoader workers). Each report ends with the
+fix for each cause it found.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "DATALOADER",
+    "GLOBAL_STREAMS",
+    "HASHING",
+    "NONDETERMINISTIC_OP",
+    "OS_SEEDED",
+    "UNKNOWN",
+    "VARYING",
+    "Cause",
+    "causes_in_code",
+    "global_draw",
+]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A reason results differ, and its fix."""
+
+    name: str
+    fix: str
+    #: what in the code or the runs points at it (``np.random.default_rng()``, ``NumPy``)
+    evidence: str = ""
+
+    def __str__(self) -> str:
+        found = f" ({self.evidence})" if self.evidence else ""
+        return f"{self.name}{found}: {self.fix}"
+
+    def with_evidence(self, evidence: str) -> Cause:
+        """The same cause, saying what points at it."""
+        return Cause(self.name, self.fix, evidence)
+
+
+GLOBAL_STREAMS = Cause(
+    "unseeded global random streams",
+    "put `%load_ext repro` and `%repro SEED` in the first code cell",
+)
+OS_SEEDED = Cause(
+    "a generator seeded from the operating system",
+    "create it with `repro.rng()` (seeded from the session) or pass it a seed",
+)
+HASHING = Cause(
+    "str hashing (set order, hash())",
+    "iterate over `sorted(...)` instead of a set, or run the notebook in a kernel with a fixed "
+    "hash seed: `repro kernel install --hash-seed 0`",
+)
+DATALOADER = Cause(
+    "DataLoader workers",
+    "pass `**repro.dataloader_kwargs()` to the DataLoader (seeded workers and generator)",
+)
+VARYING = Cause(
+    "a value that varies by nature (time, uuid, temporary path, process id)",
+    "tag the cell `repro-ignore-output` (its variables still compared) or `repro-ignore`, "
+    "or leave the variable out with `--ignore NAME`",
+)
+NONDETERMINISTIC_OP = Cause(
+    "a nondeterministic operation (floating-point sums in no fixed order)",
+    "run with the `debug` profile (`%repro SEED -p debug`), which makes torch raise on "
+    "nondeterministic ops and names the op",
+)
+UNKNOWN = Cause(
+    "no known cause found",
+    "run the cell with `%%repro SEED --verify` to see which of its values differ",
+)
+
+#: (cause, pattern in the code): the code that points at each cause.
+_CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
+    (
+        OS_SEEDED,
+        re.compile(
+            r"\b(?:default_rng|RandomState|SeedSequence|Random|Generator|SystemRandom)\(\s*\)"
+            r"|\b(?:np\.random|numpy\.random|random)\.seed\(\s*\)"
+        ),
+    ),
+    (DATALOADER, re.compile(r"\bnum_workers\s*=\s*(?!0\b)\w+")),
+    (
+        VARYING,
+        re.compile(
+            r"\b(?:time\.(?:time|time_ns|perf_counter|monotonic|process_time)"
+            r"|datetime\.(?:now|today|utcnow)|date\.today|uuid[14]"
+            r"|mkdtemp|mkstemp|TemporaryDirectory|NamedTemporaryFile|gettempdir"
+            r"|os\.getpid|os\.urandom|secrets\.\w+)\s*\("
+        ),
+    ),
+)
+
+
+#: Draws from a global stream (Python's, NumPy's legacy one, torch's default generator).
+_GLOBAL_DRAW = re.compile(
+    r"\b(?:np|numpy)\.random\.(?!default_rng|Generator|SeedSequence|RandomState|BitGenerator"
+    r"|PCG64|Philox|MT19937|SFC64)[a-z_]+\("
+    r"|\brandom\.(?:random|randint|choice|choices|shuffle|sample|uniform|gauss|randrange)\("
+    r"|\btorch\.(?:rand|randn|randint|randperm|normal|bernoulli|multinomial|poisson)"
+    r"(?:_like)?\("
+)
+
+
+def global_draw(code: str) -> Cause | None:
+    """The unseeded-global-streams cause if ``code`` draws from a global stream, else None."""
+    match = _GLOBAL_DRAW.search(code)
+    return GLOBAL_STREAMS.with_evidence(f"`{match.group(0)}`") if match else None
+
+
+def causes_in_code(code: str) -> list[Cause]:
+    """The causes the code points at, each once, with the code that points at it."""
+    found = []
+    for cause, pattern in _CLUES:
+        match = pattern.search(code)
+        if match is None:
+            continue
+        if cause is OS_SEEDED and "Generator()" in match.group(0) and "manual_seed" in code:
+            continue  # torch.Generator().manual_seed(n): seeded after all
+        found.append(cause.with_evidence(f"`{match.group(0).strip()}`"))
+    return found

@@ -1,0 +1,148 @@
+"""What a cell shows, as a person sees it, without what varies between identical runs.
+
+The one normalisation of outputs, for every scale: ``%%repro --verify`` (the
+printed text and ``display()`` bundles of each run) and ``repro verify`` (the
+outputs nbclient collected). Streams are compared as the text on the screen:
+the chunks of one stream joined (ipykernel flushes them at timing-dependent
+points), ``\\r`` and backspace applied as a terminal does (progress lines), and
+stdout and stderr apart (their interleaving is the flush timing's too).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from repro._verify.digest import ADDRESS, digest
+
+__all__ = [
+    "IGNORED",
+    "Shown",
+    "normalize_bundle",
+    "normalize_outputs",
+    "normalize_text",
+    "render_stream",
+]
+
+#: What outputs never compare, as it varies between identical runs: (label, pattern, replacement).
+IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("object addresses (at 0x...)", ADDRESS, "at 0x…"),
+    (
+        "repro export timestamps",
+        re.compile(r"(# exported |['\"]captured['\"]: ['\"])\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"),
+        r"\1<time>",
+    ),
+    # tqdm's elapsed time, time left and rate: "[00:01<00:02, 3.51it/s]".
+    (
+        "progress bar timings (tqdm)",
+        re.compile(
+            r"\[(?:\d+:)?\d\d:\d\d<(?:\d+:)?(?:\d\d:\d\d|\?), *[^\]]*?(?:it|s|B)/(?:s|it)\]"
+        ),
+        "[<time>]",
+    ),
+)
+
+#: Terminal colours and cursor codes: how text looks, not what it says.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def render_stream(text: str) -> str:
+    """``text`` as a terminal shows it: ``\\r`` returns to the line's start and later characters
+    overwrite it, backspace moves one column left, ``\\r\\n`` is a newline."""
+    if "\r" not in text and "\b" not in text:
+        return text
+    lines: list[str] = []
+    line: list[str] = []
+    col = 0
+    for char in text.replace("\r\n", "\n"):
+        if char == "\n":
+            lines.append("".join(line))
+            line, col = [], 0
+        elif char == "\r":
+            col = 0
+        elif char == "\b":
+            col = max(0, col - 1)
+        else:
+            if col < len(line):
+                line[col] = char
+            else:
+                line.append(char)
+            col += 1
+    lines.append("".join(line))
+    return "\n".join(lines)
+
+
+def normalize_text(text: str, ignored: Counter[str]) -> str:
+    """``text`` without what varies between identical runs; counts what it replaced."""
+    for label, pattern, replacement in IGNORED:
+        text, n = pattern.subn(replacement, text)
+        if n:
+            ignored[label] += n
+    return text
+
+
+def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, Any]:
+    """A display's mime bundle without what varies between identical runs (widget model ids,
+    addresses, timestamps)."""
+    bundle = {}
+    for mime, value in data.items():
+        if mime == "application/vnd.jupyter.widget-view+json" and isinstance(value, dict):
+            ignored["widget model ids"] += 1
+            value = {k: v for k, v in value.items() if k != "model_id"}
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = normalize_text("".join(value), ignored)
+        elif isinstance(value, str):
+            value = normalize_text(value, ignored)
+        bundle[mime] = value
+    return bundle
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A cell's outputs as compared: each stream's text, the rich outputs, the error."""
+
+    #: stream name (``stdout``, ``stderr``) → the text on the screen
+    streams: dict[str, str] = field(default_factory=dict)
+    #: display_data and execute_result bundles, in order
+    displays: tuple[dict[str, Any], ...] = ()
+    #: ``"ZeroDivisionError: division by zero"`` if the cell raised
+    error: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """One digest of everything shown."""
+        return digest([self.streams, list(self.displays), self.error])
+
+    def text(self) -> str:
+        """What a person reads: the streams, then each display's text/plain, then the error."""
+        parts = [self.streams[name] for name in sorted(self.streams)]
+        parts += [d["text/plain"] for d in self.displays if isinstance(d.get("text/plain"), str)]
+        if self.error:
+            parts.append(self.error)
+        return "".join(parts)
+
+
+def normalize_outputs(outputs: list[dict[str, Any]], ignored: Counter[str]) -> Shown:
+    """nbformat outputs as :class:`Shown`, normalised; counts each thing it left out."""
+    streams: dict[str, list[str]] = {}
+    displays = []
+    error = None
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            text = out.get("text", "")
+            streams.setdefault(out.get("name", "stdout"), []).append(
+                "".join(text) if isinstance(text, list) else text
+            )
+        elif kind in ("execute_result", "display_data"):
+            displays.append(normalize_bundle(dict(out.get("data", {})), ignored))
+        elif kind == "error":
+            evalue = _ANSI.sub("", str(out.get("evalue", "")))
+            error = f"{out.get('ename')}: {normalize_text(evalue, ignored)}"
+    joined = {
+        name: normalize_text(render_stream(_ANSI.sub("", "".join(parts))), ignored)
+        for name, parts in streams.items()
+    }
+    return Shown(joined, tuple(displays), error)
