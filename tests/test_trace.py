@@ -10,19 +10,33 @@ says so and skips rather than pass on nothing.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 import torch
 from IPython.core.error import UsageError
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from tests.helpers import run_python
 
 import repro
 from repro._verify import trace as tracer
-from repro._verify.trace import NONDETERMINISTIC, OUTSIDE, RANDOM, first_op, tracing
+from repro._verify.notebook import verify_notebook
+from repro._verify.trace import (
+    NONDETERMINISTIC,
+    OUTSIDE,
+    RANDOM,
+    first_op,
+    from_data,
+    to_data,
+    tracing,
+)
+from repro.cli import main
 
 ATTEMPTS = 10
 
@@ -358,3 +372,92 @@ def test_a_cuda_op_without_a_deterministic_kernel_raises_under_debug_and_is_expl
         report = repro.verify(cumsum_on_cuda, trace=True)
     if report.first_op is not None:
         assert "under the debug profile it raises" in report.first_op.explanation
+
+
+# --- a notebook: repro verify NB --trace, --save --trace, --against ---------------------
+
+THREADS = "REPRO_TEST_TRACE_THREADS"
+
+
+def trace_notebook(path: Path) -> Path:
+    """Cell 3 (markdown counted) draws from a generator seeded by the OS; cell 4 sums 10**7
+    float32 on as many threads as the environment says."""
+    cells = [
+        new_markdown_cell("# Why it diverged"),
+        new_code_cell(
+            "import os\nimport torch\n"
+            f"torch.set_num_threads(int(os.environ.get({THREADS!r}, '1')))\n"
+            "torch.manual_seed(0)"
+        ),
+        new_code_cell(
+            "gen = torch.Generator().manual_seed(int(os.environ.get('REPRO_TEST_GEN', '0'))"
+            " or int.from_bytes(os.urandom(8), 'little'))\n"
+            "noise = torch.rand(5, generator=gen)\nscaled = noise * 2"
+        ),
+        new_code_cell(
+            "values = torch.rand(10**7, generator=torch.Generator().manual_seed(1))\n"
+            "total = values.sum()"
+        ),
+    ]
+    nbformat.write(new_notebook(cells=cells), path)
+    return path
+
+
+@pytest.mark.slow
+def test_the_notebook_command_names_the_first_op_of_the_first_differing_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = trace_notebook(tmp_path / "diverges.ipynb")
+    code = main(["verify", str(path), "--trace", "--json", "--jobs", "1"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["first_differing_cell"] == 3
+    op = report["first_differing_op"]
+    assert op["op"] == "aten.rand.generator" and op["kind"] == RANDOM
+    assert op["cell"] == 3 and op["line"] == "cell 3, line 2"
+    assert op["code"] == "noise = torch.rand(5, generator=gen)"
+    assert op["inputs_equal"] is False
+
+
+@pytest.mark.slow
+def test_save_trace_then_against_names_the_sum_that_the_thread_count_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = trace_notebook(tmp_path / "threads.ipynb")
+    recording = tmp_path / "one-thread.json"
+    monkeypatch.setenv("REPRO_TEST_GEN", "5")  # cell 3 repeats: only the thread count differs
+    monkeypatch.setenv(THREADS, "1")
+    saved = verify_notebook(path, runs=2, jobs=1, save=recording, trace=True)
+    assert saved.reproducible, str(saved)
+    cells = json.loads(recording.read_text())["cells"]
+    assert all(cell["trace"] is not None for cell in cells)
+    assert len(recording.read_text()) < 100 * sum(len(c["trace"]["ops"]) for c in cells) + 20_000
+    monkeypatch.setenv(THREADS, "2")
+    report = verify_notebook(path, against=recording, trace=True)
+    if report.reproducible:
+        pytest.skip("this CPU sums 10**7 float32 alike on 1 and 2 threads")
+    assert report.first == 4
+    op = report.first_op
+    assert op is not None, report.trace_note
+    assert op.op == "aten.sum.default" and op.kind == NONDETERMINISTIC and op.inputs_equal
+    assert op.line == "cell 4, line 2" and op.code == "total = values.sum()"
+    assert str(report).startswith("first differing op: aten.sum.default (cell 4, line 2)")
+
+
+def test_an_altered_recorded_trace_names_the_op_whose_inputs_were_equal() -> None:
+    """The comparison --against makes, on a trace turned into data and one digest altered."""
+    with tracing() as recorded:
+        a = torch.ones(4)
+        b = a * 3
+        c = b.sum()
+    data = to_data(recorded)
+    altered = json.loads(json.dumps(data))
+    index = next(
+        i for i, op in enumerate(altered["ops"]) if data["names"][op[0]].startswith("aten.mul")
+    )
+    altered["ops"][index][7] = format(int(altered["ops"][index][7], 16) ^ 1, "016x")
+    op = first_op(from_data(data), from_data(altered))
+    assert not isinstance(op, str)
+    assert op.op == "aten.mul.Tensor" and op.inputs_equal and op.kind == NONDETERMINISTIC
+    assert op.code == "b = a * 3" and c.item() == 12
+    with pytest.raises(ValueError, match=r"^not a repro trace"):
+        from_data({"names": []})

@@ -485,6 +485,8 @@ class FirstOp:
     called_from: str | None = None
     #: how many later recorded ops also differ (not blamed: they follow from this one)
     later: int = 0
+    #: at notebook scale: the cell's position (markdown cells counted)
+    cell: int | None = None
 
     @property
     def summary(self) -> str:
@@ -526,6 +528,7 @@ class FirstOp:
             "node": self.node,
             "called_from": self.called_from,
             "later": self.later,
+            "cell": self.cell,
         }
 
 
