@@ -663,9 +663,10 @@ def _describe(
         kind = OUTSIDE
         explanation = _outside_explanation(info, a, b, tensors_equal)
     if node is not None:
-        forward = "the forward line" if line else "no forward line recorded"
+        where = "created by the forward line shown" if line else "torch recorded no forward line"
+        inside = f"; your backward calls it at {called_from}" if called_from else ""
         explanation = (
-            f"It ran in the backward pass, in autograd node {node[1]} ({forward} shown). "
+            f"It ran in the backward pass, in autograd node {node[1]} ({where}{inside}). "
             + explanation
         )
     return FirstOp(
@@ -809,6 +810,10 @@ def _outside_explanation(
             what = "a Python value (a number, a shape, an option) that differed"
         else:
             what = f"a Python value that differed ({_short(x)} in run 1, {_short(y)} in run 2)"
+    if info.base == "lift_fresh":
+        what += (
+            " (aten.lift_fresh is how torch takes in such a tensor: torch.from_numpy, torch.tensor)"
+        )
     return (
         f"{info.name} received {what}; every torch op before it gave the same results, so the "
         "difference came from outside torch. Seed its source: repro.seed() seeds Python's "
