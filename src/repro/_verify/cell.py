@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import io
 import sys
 import types
@@ -426,6 +427,22 @@ def _verify_cell(
         names,
         tuple(differences),
         notes=tuple(notes),
-        first_op=first_op,
+        first_op=_cell_lines(shell, first_op),
         trace_note=trace_note,
     )
+
+
+def _cell_lines(shell: Any, op: FirstOp | None) -> FirstOp | None:
+    """``op`` with a cell's file named as IPython's tracebacks name it: ``Cell In[5], line 4``."""
+    name = getattr(shell.compile, "format_code_name", None)  # IPython >= 8
+    if op is None or name is None:
+        return op
+
+    def shown(line: str | None) -> str | None:
+        if line is None:
+            return None
+        filename, _, lineno = line.rpartition(":")
+        label = name(filename)
+        return f"{label[0]} {label[1]}, line {lineno}" if label is not None else line
+
+    return dataclasses.replace(op, line=shown(op.line), called_from=shown(op.called_from))
