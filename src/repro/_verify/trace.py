@@ -440,12 +440,6 @@ def tracing() -> Iterator[Trace]:
     record = _recorder(api, trace)
 
     class _Mode(api.mode):  # type: ignore[misc, name-defined]
-        @classmethod
-        def _should_skip_dynamo(cls) -> bool:
-            # torch >= 2.10 otherwise wraps __torch_dispatch__ to keep dynamo out of it,
-            # which cost about 3 µs per op; this mode compiles nothing.
-            return False
-
         def __torch_dispatch__(
             self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
         ) -> Any:
