@@ -217,6 +217,26 @@ def test_a_reproducible_function_traced_twice_has_identical_traces() -> None:
     assert report.reproducible and report.first_op is None and report.trace_note is None
 
 
+def unusual_tensors() -> list[torch.Tensor]:
+    with torch.inference_mode():
+        frozen = torch.arange(6.0) * 2  # an inference tensor: no version counter
+        frozen.add_(1)
+    shape_only = torch.empty(3, 4, device="meta") + 1  # no data at all
+    sparse = torch.eye(3).to_sparse() * 2
+    complex_view = torch.view_as_complex(torch.ones(3, 2)).conj() * 1j
+    return [frozen, shape_only.shape, sparse.to_dense(), complex_view]
+
+
+def test_inference_meta_sparse_and_complex_tensors_are_traced_without_a_crash() -> None:
+    with tracing() as first:
+        unusual_tensors()
+    with tracing() as second:
+        unusual_tensors()
+    assert len(first.ops) >= 8
+    assert isinstance(first_op(first, second), str)  # every op agreed
+    assert repro.verify(unusual_tensors, trace=True).reproducible
+
+
 def test_a_difference_outside_torch_is_a_sentence_and_the_verdict_stands() -> None:
     report = repro.verify(lambda: np.random.default_rng().random(3), trace=True)
     assert report.reproducible is False and report.differing == ("result",)

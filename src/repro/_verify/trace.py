@@ -210,7 +210,11 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     sweep_at = 4096
 
     def meta(t: Any, extra: str = "") -> int:
-        key = (t.dtype, t.shape, t.stride(), extra)
+        try:
+            strides = t.stride()
+        except RuntimeError:  # a sparse tensor has none
+            strides = ()
+        key = (t.dtype, t.shape, strides, extra)
         value = metas.get(key)
         if value is None:
             value = metas[key] = hash64(repr(key).encode())
@@ -219,20 +223,33 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     def memory(t: Any) -> int:
         # The tensor's bytes in torch's memory order, read where they lie (no copy) when
         # they form one block; the dtype, shape and strides are the hash's seed.
-        seed = meta(t)
-        n = t.numel()
-        if n == 0:
-            return seed
-        if t.layout is not strided or t.dtype.is_complex:
-            t = t.resolve_conj().resolve_neg()
-            if t.layout != strided:
-                t = t.to_dense()
-        if not _dense(t):
-            t = t.contiguous()
-        if not t.is_cpu:
-            t = t.cpu()
-        buffer = from_address(n * t.element_size()).from_address(t.data_ptr())
-        return hash64(buffer, seed)
+        try:
+            seed = meta(t)
+            n = t.numel()
+            if n == 0:
+                return seed
+            if t.layout is not strided or t.dtype.is_complex:
+                t = t.resolve_conj().resolve_neg()
+                if t.layout != strided:
+                    t = t.to_dense()
+            if not _dense(t):
+                t = t.contiguous()
+            if not t.is_cpu:
+                if t.is_meta:
+                    return meta(t, "no data")
+                t = t.cpu()
+            pointer = t.data_ptr()
+            if not pointer:
+                return meta(t, "no data")
+            return hash64(from_address(n * t.element_size()).from_address(pointer), seed)
+        except Exception:  # no storage to read (a wrapper subclass, a nested tensor...)
+            return hash64(b"unreadable " + type(t).__qualname__.encode())
+
+    def version_of(t: Any) -> int:
+        try:
+            return t._version
+        except RuntimeError:  # an inference tensor has no version counter
+            return -1
 
     def user_frame(frame: Any) -> Any:
         """The innermost frame at or above ``frame`` outside torch and repro, or None."""
@@ -268,7 +285,7 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         for arg in (*args, *kwargs.values()) if kwargs else args:
             if isinstance(arg, tensor_type):
                 entry = known.get(id(arg))
-                if entry is not None and entry[1] == arg._version and entry[0]() is arg:
+                if entry is not None and entry[1] == version_of(arg) and entry[0]() is arg:
                     inputs.append(entry[2])
                 else:
                     if entry is None or entry[0]() is not arg:  # first sight: a leaf
@@ -278,7 +295,11 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
                 for item in arg:  # a list of tensors (cat, index_put_'s indices)
                     if isinstance(item, tensor_type):
                         entry = known.get(id(item))
-                        if entry is not None and entry[1] == item._version and entry[0]() is item:
+                        if (
+                            entry is not None
+                            and entry[1] == version_of(item)
+                            and entry[0]() is item
+                        ):
                             inputs.append(entry[2])
                         else:
                             if entry is None or entry[0]() is not item:
@@ -303,17 +324,14 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
                     peeks.append(peek)
                     lines.append(None if frame is None else creation_line(frame))
         else:
-            # Only a backward of your own (an autograd.Function's) runs Python code: torch's
-            # backward ops would all point to the line that called .backward(), so no walk.
-            caller = sys._getframe(2)
-            frame = None if caller is None else user_frame(caller)
+            # Only a backward of your own (an autograd.Function's, called by torch's
+            # autograd/function.py) has a line of its own; torch's lead to .backward().
+            frame = user_frame(sys._getframe(1))
+            caller = None if frame is None else frame.f_back
             line = (
-                None
-                if frame is None or frame is not caller
-                else (
-                    frame.f_code.co_filename,
-                    frame.f_lineno,
-                )
+                (frame.f_code.co_filename, frame.f_lineno)
+                if caller is not None and caller.f_code.co_filename == function_py
+                else None
             )
             backward = (node._sequence_nr(), node.name())
         result = func(*args, **kwargs)
@@ -356,7 +374,7 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
                 value = memory(out)
         nonlocal sweep_at
         if len(known) > sweep_at:  # forget the tensors that died, now and then
-            for key in [k for k, e in known.items() if e[0]() is None]:
+            for key in [k for k, e in list(known.items()) if e[0]() is None]:
                 del known[key]
             sweep_at = max(4096, 2 * len(known))
         known[id(out)] = (ref(out), version, value)
