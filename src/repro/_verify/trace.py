@@ -91,7 +91,10 @@ def _generator_position(schema: Any) -> int | None:
 
 
 def _op_info(func: Any) -> _OpInfo:
-    schema = func._schema
+    schema = getattr(func, "_schema", None)
+    if schema is None:  # a higher-order operator (torch.cond...): its inner ops go untraced
+        name = str(getattr(func, "_name", None) or func)
+        return _OpInfo(name, name, False, False, False, None)
     view = bool(schema.returns) and all(
         r.alias_info is not None and not r.alias_info.is_write for r in schema.returns
     )
@@ -458,6 +461,9 @@ def tracing() -> Iterator[Trace]:
     record = _recorder(api, trace)
 
     class _Mode(api.mode):  # type: ignore[misc, name-defined]
+        # torch.cond and other higher-order operators run as one op (else the mode refuses them)
+        supports_higher_order_operators = True
+
         def __torch_dispatch__(
             self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
         ) -> Any:
