@@ -523,6 +523,24 @@ def fingerprint_bandwidth(quick: bool) -> list[Row]:
     return rows
 
 
+def verify_speed(quick: bool) -> list[Row]:
+    """Figures 10 and 11, from bench_verify.py: repro verify against plain nbclient runs."""
+    from bench_verify import measure
+
+    return [
+        Row(
+            str(found["figure"]),
+            str(found["repro"]),
+            str(found["baseline"]),
+            str(found["ratio"]),
+            str(found["target"]),
+            found["met"],
+            {k: v for k, v in found.items() if k not in Row.__dataclass_fields__},
+        )
+        for found in measure(quick)
+    ]
+
+
 def profiles_per_step(quick: bool) -> list[Row]:
     """Figure 8 (no target): each profile's training step against ``search``, CPU."""
     import torch
@@ -688,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     groups.append(open_panel(rounds, cells))
     groups.append(fingerprint_bandwidth(args.quick))
     groups.append(profiles_per_step(args.quick))
+    groups.append(verify_speed(args.quick))
     groups.append(traced_verify(rounds))
     rows = in_order(groups)
     print(machine())

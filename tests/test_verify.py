@@ -41,6 +41,9 @@ def test_unseeded_default_rng_is_flagged_naming_the_variable(shell, capsys) -> N
     assert re.search(r"noise: ndarray float64 \(1000,\): 10\d\d? of 1000 elements differ", out)
     assert "first at (0,)" in out
     assert repro.state().last_verify == verdict(out)
+    # The cause, from the cell's code, and its fix.
+    assert "  cause: a generator seeded from the operating system (`default_rng()`): " in out
+    assert "repro.rng()" in out
 
 
 def test_time_is_flagged_and_three_runs_are_compared(shell, capsys) -> None:
@@ -65,7 +68,59 @@ def test_printed_output_is_compared(shell, capsys) -> None:
     run(shell, "%%repro 1 --verify\nprint('took', time.perf_counter_ns())")
     out = capsys.readouterr().out
     assert verdict(out) == f"NOT reproducible: 1 of 1 output differs: {PRINTED}"
-    assert out.count("took ") == 1 + 2  # shown once, then once per run in the difference line
+    # Shown once, then once per run in the difference: where the texts part, never a shared
+    # prefix on both sides.
+    assert out.count("took ") == 1 + 2
+    line = next(line for line in out.splitlines() if line.startswith(f"  {PRINTED}:"))
+    first, second = re.fullmatch(rf"  {PRINTED}: line 1, column \d+: (.*) → (.*)", line).groups()
+    assert first != second
+    assert "cause: a value that varies by nature" in out and "`time.perf_counter_ns(`" in out
+
+
+def test_a_progress_line_and_chunked_prints_pass(shell, capsys) -> None:
+    run(shell, "import sys, time")
+    cell = (
+        "%%repro 1 --verify\n"
+        "for i in range(5):\n"
+        "    print(f'\\r{20 * (i + 1)}%', end='')\n"
+        "    sys.stdout.flush()\n"
+        "    time.sleep(0.01)\n"
+        "print()\n"
+        "for step in range(3):\n"
+        "    print('step', step, end=' ')\n"
+        "    print('loss', 1 / (step + 1))"
+    )
+    run(shell, cell)
+    out = capsys.readouterr().out
+    assert verdict(out) == "reproducible: 3 outputs identical over 2 runs", out
+
+
+def test_a_training_cell_verifies_twice_in_a_row(shell, capsys) -> None:
+    # The second time, `loss` (a non-leaf tensor) is in the namespace: the cell binds it
+    # before reading it, so it is no input, and nothing has to copy it.
+    run(
+        shell,
+        "import torch\ntorch.manual_seed(0)\nx, y = torch.randn(16, 3), torch.randn(16, 1)",
+    )
+    cell = (
+        "%%repro 0 --verify 3\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for step in range(20):\n"
+        "    loss = ((model(x) - y) ** 2).mean()\n"
+        "    opt.zero_grad()\n"
+        "    loss.backward()\n"
+        "    opt.step()\n"
+        "print(round(loss.item(), 6))"
+    )
+    for _ in range(2):
+        assert run(shell, cell).success
+        out = capsys.readouterr().out
+        assert verdict(out).startswith("reproducible: ") and "over 3 runs" in out, out
+    assert not shell.user_ns["loss"].is_leaf
+    # A cell that does read a non-leaf tensor starts each run from a detached copy of it.
+    run(shell, "%%repro 0 --verify\ndoubled = loss.detach() * 2")
+    assert verdict(capsys.readouterr().out) == "reproducible: 1 output identical over 2 runs"
 
 
 def test_a_mutated_input_is_compared(shell, capsys) -> None:

@@ -473,3 +473,19 @@ def test_a_kernel_that_pins_the_hash_seed_is_read(tmp_path: Path, monkeypatch) -
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     assert kernel_hash_seed("pinned") == "7"
     assert kernel_hash_seed("python3") is None
+
+
+PROJECT_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.mark.notebooks
+@pytest.mark.xdist_group("verify-project-notebooks")
+@pytest.mark.parametrize("name", sorted(p.name for p in PROJECT_NOTEBOOKS.glob("*.ipynb")))
+def test_each_notebook_of_the_project_passes_repro_verify(name: str) -> None:
+    """What the notebooks teach, they pass: each cell left out is tagged, and said."""
+    report = verify_notebook(PROJECT_NOTEBOOKS / name)
+    assert report.reproducible, str(report)
+    assert report.hash_seeds == ["0", "1"]  # the default: each run its own hash seed
+    nb = nbformat.read(PROJECT_NOTEBOOKS / name, as_version=4)
+    tagged = [c for c in nb.cells if c.metadata.get("tags")]
+    assert len([line for line in report.ignored if "tagged" in line]) == len(tagged)

@@ -22,6 +22,7 @@ __all__ = [
     "VARYING",
     "Cause",
     "causes_in_code",
+    "causes_of",
     "global_draw",
 ]
 
@@ -72,8 +73,9 @@ NONDETERMINISTIC_OP = Cause(
     "nondeterministic ops and names the op",
 )
 UNKNOWN = Cause(
-    "no known cause found",
-    "run the cell with `%%repro SEED --verify` to see which of its values differ",
+    "no known cause found in the cell's code",
+    "look for what the values listed above depend on outside the cell (a function, a file, "
+    "the network); `%%repro SEED --verify` on one cell shows which of its values differ",
 )
 
 #: (cause, pattern in the code): the code that points at each cause.
@@ -89,7 +91,7 @@ _CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
     (
         VARYING,
         re.compile(
-            r"\b(?:time\.(?:time|time_ns|perf_counter|monotonic|process_time)"
+            r"\b(?:time\.(?:time|perf_counter|monotonic|process_time|thread_time)(?:_ns)?"
             r"|datetime\.(?:now|today|utcnow)|date\.today|uuid[14]"
             r"|mkdtemp|mkstemp|TemporaryDirectory|NamedTemporaryFile|gettempdir"
             r"|os\.getpid|os\.urandom|secrets\.\w+)\s*\("
@@ -125,3 +127,12 @@ def causes_in_code(code: str) -> list[Cause]:
             continue  # torch.Generator().manual_seed(n): seeded after all
         found.append(cause.with_evidence(f"`{match.group(0).strip()}`"))
     return found
+
+
+def causes_of(code: str, numeric: bool) -> list[Cause]:
+    """The causes for code that ran seeded and still differed: what its code points at; else
+    a nondeterministic op if only numbers differ (``numeric``); else no known cause."""
+    found = causes_in_code(code)
+    if found:
+        return found
+    return [NONDETERMINISTIC_OP if numeric else UNKNOWN]

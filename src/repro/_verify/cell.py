@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from repro._verify.advice import causes_of
 from repro._verify.digest import DigestError, digest, strip_addresses
 from repro._verify.outputs import normalize_bundle, normalize_text, render_stream
 from repro._verify.report import (
@@ -24,6 +25,7 @@ from repro._verify.report import (
     Raised,
     VerifyReport,
     compare_outputs,
+    numeric,
 )
 from repro._verify.start import (
     ArgumentError,
@@ -421,12 +423,14 @@ def _verify_cell(
             "and methods of your classes, are shared between the runs"
         )
     names = tuple(dict.fromkeys([*reference, *outputs]))
+    causes = causes_of(cell, numeric(differences)) if differences else []
     return VerifyReport(
         runs,
         seed,
         names,
         tuple(differences),
         notes=tuple(notes),
+        advice=tuple(str(cause) for cause in causes),
         first_op=_cell_lines(shell, first_op),
         trace_note=trace_note,
     )

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from repro._verify.advice import causes_of
 from repro._verify.digest import digest, strip_addresses
-from repro._verify.report import Difference, Raised, VerifyReport, compare_outputs
+from repro._verify.report import Difference, Raised, VerifyReport, compare_outputs, numeric
 from repro._verify.start import Uncopyable, check_runs, copy_all, resolve_seed
 from repro._verify.trace import FirstOp, Trace, check_trace, divergence, tracing_if
 
@@ -82,8 +83,25 @@ def verify(
         del recorded  # only run 1's trace is kept, to compare each run with
     if len(errors) == runs:
         raise errors[0]
+    causes = causes_of(_source(fn), numeric(differences)) if differences else []
     report = VerifyReport(
-        runs, value, tuple(names), tuple(differences), first_op=first_op, trace_note=trace_note
+        runs,
+        value,
+        tuple(names),
+        tuple(differences),
+        advice=tuple(str(cause) for cause in causes),
+        first_op=first_op,
+        trace_note=trace_note,
     )
     record_verdict(report.verdict)
     return report
+
+
+def _source(fn: Callable[..., Any]) -> str:
+    """The function's code where Python can find it (a lambda typed at a prompt: none)."""
+    import inspect
+
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""

@@ -44,7 +44,7 @@ from repro._verify.recorder import (
     record_expression,
     trace_next_expression,
 )
-from repro._verify.report import Difference, compare, text_difference
+from repro._verify.report import SHOWN, Difference, compare, text_difference
 from repro._verify.trace import MAX_SAVED_OPS, MAX_SAVED_TOTAL, FirstOp, first_op, from_data
 
 __all__ = [
@@ -394,7 +394,11 @@ class NotebookReport:
             lines += [f"  {line}" for line in self.details.splitlines()]
         if self.first is not None:
             lines.append(f"{self.first_label} differs:")
-            lines += [f"  {item}" for item in self.items]
+            for name in dict.fromkeys(item.output for item in self.items):
+                mine = [item for item in self.items if item.output == name]
+                lines += [f"  {item}" for item in mine[:SHOWN]]
+                if len(mine) > SHOWN:
+                    lines.append(f"  (and {len(mine) - SHOWN} more inside {name})")
             if self.downstream:
                 cells = ", ".join(str(p) for p in self.downstream)
                 lines.append(f"later cells that differ, downstream of cell {self.first}: {cells}")

@@ -30,6 +30,7 @@ __all__ = [
     "compare",
     "compare_leaves",
     "compare_outputs",
+    "numeric",
     "text_difference",
 ]
 
@@ -177,7 +178,7 @@ class VerifyReport:
             if more > 0:
                 lines.append(f"  (and {more} more inside {name})")
         lines += [f"  note: {note}" for note in self.notes]
-        lines += [f"  advice: {line}" for line in self.advice]
+        lines += [f"  cause: {line}" for line in self.advice]
         # Why it diverged leads: the first op is the answer, the outputs its consequences.
         lead = [str(self.first_op)] if self.first_op is not None else []
         if self.trace_note is not None:
@@ -205,6 +206,7 @@ class VerifyReport:
             else ""
         )
         notes = "".join(f"<div><small>{e(n)}</small></div>" for n in self.notes)
+        notes += "".join(f"<div><small>cause: {e(a)}</small></div>" for a in self.advice)
         lead = self.first_op._repr_html_() if self.first_op is not None else ""
         if self.trace_note is not None:
             lead += f"<div><small>trace: {e(self.trace_note)}</small></div>"
@@ -439,6 +441,13 @@ def compare_outputs(reference: dict[str, Any], other: dict[str, Any], run: int) 
             continue
         found += compare_leaves(name, reference[name], other[name], run)
     return found
+
+
+def numeric(differences: Any) -> bool:
+    """Whether every difference is of numbers (element counts known): what a nondeterministic
+    op leaves, where a generator or the clock leave other kinds too."""
+    found = list(differences)
+    return bool(found) and all(d.max_abs is not None for d in found)
 
 
 @dataclass(frozen=True)
