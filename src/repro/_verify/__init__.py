@@ -21,8 +21,7 @@ Modules: ``digest`` (value digests, the leaves a difference is found in),
 starts from), ``function``, ``cell``, ``notebook`` (the host that drives kernels),
 ``recorder`` (what runs inside each kernel), ``trace`` (``trace=True``: every torch op
 of a run recorded, and the first that differs named with its line and cause). None of
-them imports the public
-``repro`` module or a shell.
+them imports the public ``repro`` module or a shell.
 """
 
 from __future__ import annotations
