@@ -568,7 +568,7 @@ def profiles_per_step(quick: bool) -> list[Row]:
     ]
 
 
-# --- (10): a traced repro.verify (why it diverged) --------------------------------------
+# --- (12): a traced repro.verify (why it diverged) --------------------------------------
 
 
 def _mlp_training(steps: int = 20) -> Any:
@@ -586,7 +586,7 @@ def _mlp_training(steps: int = 20) -> Any:
 
 
 def traced_verify(rounds: int) -> list[Row]:
-    """Figure 10: ``repro.verify(train, trace=True)`` against ``repro.verify(train)``, 1 thread."""
+    """Figure 12: ``repro.verify(train, trace=True)`` against ``repro.verify(train)``, 1 thread."""
     import torch
 
     import repro
@@ -609,7 +609,7 @@ def traced_verify(rounds: int) -> list[Row]:
     finally:
         torch.set_num_threads(threads)
     row = ratio_row(
-        "(10) repro.verify(train, trace=True): 20-step MLP, 1 thread",
+        "(12) repro.verify(train, trace=True): 20-step MLP, 1 thread",
         samples["traced"],
         samples["plain"],
         3.0,

@@ -89,6 +89,7 @@ def test_a_nondeterministic_kernel_is_named_with_its_line_and_later_ops_are_not_
     assert op.line == line_of(accumulate, "index_put_")
     assert op.code == "x.index_put_((idx,), values, accumulate=True)"
     assert op.later >= 2  # the product and the sum differ as well, and are only counted
+    assert op.also == ()  # their inputs differed: consequences, not causes
     # The explanation gives torch's way out as measured on CPU: debug makes it deterministic.
     assert "deterministic implementation on CPU" in op.explanation
     text = str(report)
@@ -466,20 +467,23 @@ def test_save_trace_then_against_names_the_sum_that_the_thread_count_changes(
 
 
 def test_an_altered_recorded_trace_names_the_op_whose_inputs_were_equal() -> None:
-    """The comparison --against makes, on a trace turned into data and one digest altered."""
+    """The comparison --against makes, on a trace turned into data and two digests altered."""
     with tracing() as recorded:
         a = torch.ones(4)
         b = a * 3
         c = b.sum()
     data = to_data(recorded)
     altered = json.loads(json.dumps(data))
-    index = next(
-        i for i, op in enumerate(altered["ops"]) if data["names"][op[0]].startswith("aten.mul")
-    )
-    altered["ops"][index][7] = format(int(altered["ops"][index][7], 16) ^ 1, "016x")
+    names = data["names"]
+    index = next(i for i, op in enumerate(altered["ops"]) if names[op[0]] == "aten.mul.Tensor")
+    last = len(altered["ops"]) - 1  # the sum: altered too, its inputs left equal
+    for i in (index, last):
+        altered["ops"][i][7] = format(int(altered["ops"][i][7], 16) ^ 1, "016x")
     op = first_op(from_data(data), from_data(altered))
     assert not isinstance(op, str)
     assert op.op == "aten.mul.Tensor" and op.inputs_equal and op.kind == NONDETERMINISTIC
     assert op.code == "b = a * 3" and c.item() == 12
+    assert op.later == 1 and len(op.also) == 1 and op.also[0].startswith("aten.sum.default at ")
+    assert "later, also on equal inputs: aten.sum.default at " in str(op)
     with pytest.raises(ValueError, match=r"^not a repro trace"):
         from_data({"names": []})

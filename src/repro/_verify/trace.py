@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import dataclasses
 import html
 import linecache
 import os
@@ -505,6 +506,9 @@ class FirstOp:
     later: int = 0
     #: at notebook scale: the cell's position (markdown cells counted)
     cell: int | None = None
+    #: up to three later ops that also differed although their own inputs were equal
+    #: (independent causes, each ``op at line``)
+    also: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -517,6 +521,8 @@ class FirstOp:
         if self.code:
             lines.append(f"    {self.code}")
         lines.append(f"  {self.explanation}")
+        if self.also:
+            lines.append(f"  later, also on equal inputs: {'; '.join(self.also)}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -547,6 +553,7 @@ class FirstOp:
             "called_from": self.called_from,
             "later": self.later,
             "cell": self.cell,
+            "also": list(self.also),
         }
 
 
@@ -578,8 +585,15 @@ def first_op(first: Trace, second: Trace) -> FirstOp | str:
         if a[_OUTPUTS] == b[_OUTPUTS]:
             continue
         after = zip(a_ops[index + 1 :], b_ops[index + 1 :], strict=False)
-        later = sum(1 for x, y in after if x[_OUTPUTS] != y[_OUTPUTS])
-        return _describe(index, a, b, second, later)
+        later = [(x, y) for x, y in after if x[_OUTPUTS] != y[_OUTPUTS]]
+        found = _describe(index, a, b, second, len(later))
+        # Ops that differed on equal inputs of their own are causes too, not consequences.
+        also = [
+            f"{y[_OP].name} at {_line_text(_where(y, second), second)[0]}"
+            for x, y in later
+            if x[_OP].name == y[_OP].name and _equal_inputs(x, y)
+        ]
+        return dataclasses.replace(found, also=tuple(also[:3]))
     if len(a_ops) != len(b_ops) and not (first.truncated or second.truncated):
         index = min(len(a_ops), len(b_ops))
         a = a_ops[index] if index < len(a_ops) else None
@@ -659,6 +673,14 @@ def _where(op: tuple[Any, ...], trace: Trace) -> tuple[str, int] | None:
         if forward is not None:
             return forward
     return op[_WHERE]
+
+
+def _equal_inputs(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return (
+        a[_INPUTS] == b[_INPUTS]
+        and _scalars_equal(a[_SCALARS], b[_SCALARS])
+        and (a[_GENERATOR] or (0,))[0] == (b[_GENERATOR] or (0,))[0]
+    )
 
 
 def _describe(
