@@ -196,6 +196,12 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     figure 12 of benchmarks/run.py), so every name it reads is a local or a cell."""
     torch = api.torch
     tensor_type = torch.Tensor
+    # Tuples, not ``list | tuple``: a union written in the loop is built again on every op.
+    sequence, tensor_or_none, numbers = (
+        (list, tuple),
+        (tensor_type, type(None)),
+        (int, float, complex, str),
+    )
     strided = torch.strided
     current_node = api.current_node
     sequence_nr = api.sequence_nr
@@ -249,12 +255,6 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         except Exception:  # no storage to read (a wrapper subclass, a nested tensor...)
             return hash64(b"unreadable " + type(t).__qualname__.encode())
 
-    def version_of(t: Any) -> int:
-        try:
-            return t._version
-        except RuntimeError:  # an inference tensor has no version counter
-            return -1
-
     def user_frame(frame: Any) -> Any:
         """The innermost frame at or above ``frame`` outside torch and repro, or None."""
         while frame is not None:
@@ -293,31 +293,27 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         leaves = None
         for arg in (*args, *kwargs.values()) if kwargs else args:
             if isinstance(arg, tensor_type):
-                entry = known.get(id(arg))
-                if entry is not None and entry[1] == version_of(arg) and entry[0]() is arg:
-                    inputs.append(entry[2])
-                else:
-                    if entry is None or entry[0]() is not arg:  # first sight: a leaf
-                        leaves = (*(leaves or ()), len(inputs))
-                    inputs.append(hash_leaf(arg))
-            elif isinstance(arg, list | tuple) and arg and isinstance(arg[0], tensor_type | None):
-                for item in arg:  # a list of tensors (cat, index_put_'s indices)
-                    if isinstance(item, tensor_type):
-                        entry = known.get(id(item))
-                        if (
-                            entry is not None
-                            and entry[1] == version_of(item)
-                            and entry[0]() is item
-                        ):
-                            inputs.append(entry[2])
-                        else:
-                            if entry is None or entry[0]() is not item:
-                                leaves = (*(leaves or ()), len(inputs))
-                            inputs.append(hash_leaf(item))
-                    else:
-                        scalars.append(item)
+                items: Any = (arg,)
+            elif isinstance(arg, sequence) and arg and isinstance(arg[0], tensor_or_none):
+                items = arg  # a list of tensors (cat, index_put_'s indices)
             else:
                 scalars.append(arg)
+                continue
+            for item in items:
+                if not isinstance(item, tensor_type):
+                    scalars.append(item)
+                    continue
+                entry = known.get(id(item))
+                try:
+                    version = item._version
+                except RuntimeError:  # an inference tensor has no version counter
+                    version = -1
+                if entry is not None and entry[1] == version and entry[0]() is item:
+                    inputs.append(entry[2])
+                else:
+                    if entry is None or entry[0]() is not item:  # first sight: a leaf
+                        leaves = (*(leaves or ()), len(inputs))
+                    inputs.append(hash_leaf(item))
         generator = (
             None if info.generator is None else _generator_state(torch, func, info, args, kwargs)
         )
@@ -346,14 +342,14 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         result = func(*args, **kwargs)
         if isinstance(result, tensor_type):
             outputs: tuple[int, ...] = (output_hash(result, info, inputs),)
-        elif isinstance(result, list | tuple):
+        elif isinstance(result, sequence):
             outputs = tuple(
                 output_hash(out, info, inputs) if isinstance(out, tensor_type) else value_hash(out)
                 for out in result
             )
         else:  # a Python number (.item()), or None
             outputs = () if result is None else (value_hash(result),)
-        first = result[0] if isinstance(result, list | tuple) and result else result
+        first = result[0] if isinstance(result, sequence) and result else result
         cuda = isinstance(first, tensor_type) and first.is_cuda
         ops.append(
             (info, line, backward, tuple(inputs), tuple(scalars), generator, outputs, leaves, cuda)
@@ -392,7 +388,7 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     def value_hash(value: Any) -> int:
         """A Python result (``.item()``'s number) by value; any other object by its type (a
         profiler handle's repr holds an address)."""
-        if isinstance(value, int | float | complex | str):
+        if isinstance(value, numbers):
             return hash64(repr(value).encode())
         return hash64(type(value).__qualname__.encode())
 
