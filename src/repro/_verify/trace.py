@@ -342,15 +342,16 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         result = func(*args, **kwargs)
         if isinstance(result, tensor_type):
             outputs: tuple[int, ...] = (output_hash(result, info, inputs),)
+            cuda = result.is_cuda
         elif isinstance(result, sequence):
             outputs = tuple(
                 output_hash(out, info, inputs) if isinstance(out, tensor_type) else value_hash(out)
                 for out in result
             )
+            cuda = bool(result) and isinstance(result[0], tensor_type) and result[0].is_cuda
         else:  # a Python number (.item()), or None
             outputs = () if result is None else (value_hash(result),)
-        first = result[0] if isinstance(result, sequence) and result else result
-        cuda = isinstance(first, tensor_type) and first.is_cuda
+            cuda = False
         ops.append(
             (info, line, backward, tuple(inputs), tuple(scalars), generator, outputs, leaves, cuda)
         )
