@@ -600,6 +600,57 @@ def profiles_per_step(quick: bool) -> list[Row]:
     ]
 
 
+# --- (12): a traced repro.verify (why it diverged) --------------------------------------
+
+
+def _mlp_training(steps: int = 20) -> Any:
+    """The function of issue 19's cost target: Linear 64→256, ReLU, Linear 10; batch 128; SGD."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+def traced_verify(rounds: int) -> list[Row]:
+    """Figure 12: ``repro.verify(train, trace=True)`` against ``repro.verify(train)``, 1 thread."""
+    import torch
+
+    import repro
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with repro.scope(0):
+
+            def case(trace: bool) -> Callable[[], float]:
+                def run() -> float:
+                    start = clock()
+                    assert repro.verify(_mlp_training, seed=0, trace=trace)
+                    return clock() - start
+
+                return run
+
+            case(True)()  # warm: torch's first backward, the tracer's per-op tables
+            samples = interleaved({"traced": case(True), "plain": case(False)}, max(rounds, 5))
+    finally:
+        torch.set_num_threads(threads)
+    row = ratio_row(
+        "(12) repro.verify(train, trace=True): 20-step MLP, 1 thread",
+        samples["traced"],
+        samples["plain"],
+        3.0,
+        "≤ 3× untraced",
+    )
+    row.data["load_average"] = os.getloadavg()
+    return [row]
+
+
 # --- the table ------------------------------------------------------------------------
 
 
@@ -707,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     groups.append(fingerprint_bandwidth(args.quick))
     groups.append(profiles_per_step(args.quick))
     groups.append(verify_speed(args.quick))
+    groups.append(traced_verify(rounds))
     rows = in_order(groups)
     print(machine(load_at_start))
     command = "python benchmarks/run.py" + " ".join([""] + (argv or sys.argv[1:]))

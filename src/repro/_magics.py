@@ -189,6 +189,12 @@ class ReproMagics(Magics):
         "what it creates or changes and shows, and print the verdict (put SEED first: "
         "%%%%repro 42 --verify)",
     )
+    @argument(
+        "--trace",
+        action="store_true",
+        help="%%%%repro --verify only: record every torch op of each run and name the first "
+        "one whose result differs, its line and why",
+    )
     @line_magic
     def repro(self, line: str) -> Any:
         """Seed Python, NumPy and PyTorch and choose a reproducibility profile.
@@ -227,6 +233,8 @@ class ReproMagics(Magics):
             raise UsageError("--keep is for the %%repro cell magic")
         if args.verify is not None:
             raise UsageError("--verify is for the %%repro cell magic")
+        if args.trace:
+            raise UsageError("--trace is for the %%repro cell magic, with --verify")
         seed, profile, overrides = _settings_args(args)
         if seed is None and profile is None and not overrides:
             return state()
@@ -310,6 +318,8 @@ class ReproMagics(Magics):
             print(_help())  # the help, and the cell not run: it was not asked for
             return
         args = _parse_cell_line(line)
+        if args.trace and args.verify is None:
+            raise UsageError("--trace goes with --verify: %%repro 42 --verify --trace")
         seed, profile, overrides = _settings_args(args)
         with contextlib.ExitStack() as stack:
             # scope() checks its arguments when entered: entered here, so a bad one is a
@@ -336,6 +346,7 @@ class ReproMagics(Magics):
                         profile=profile,
                         overrides=overrides,
                         keep=args.keep,
+                        trace=args.trace,
                     )
                 except _verify.ArgumentError as exc:
                     raise _usage(exc) from None

@@ -177,6 +177,12 @@ def _verify_parser(commands: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("-q", "--quiet", action="store_true", help="no progress, verdict only")
     verify.add_argument("--json", action="store_true", help="the report as JSON")
+    verify.add_argument(
+        "--trace",
+        action="store_true",
+        help="name the first torch op that differs in the first differing cell (re-runs to "
+        "that cell, tracing it); with --save, the recording keeps every cell's ops",
+    )
 
 
 def _runs(text: str) -> int:
@@ -221,6 +227,7 @@ def _verify(args: argparse.Namespace) -> int:
             hash_seed=args.hash_seed,
             jobs=args.jobs,
             ignore=tuple(args.ignore),
+            trace=args.trace,
             save=Path(args.save) if args.save else None,
             against=Path(args.against) if args.against else None,
             progress=not args.quiet and not args.json and sys.stderr.isatty(),

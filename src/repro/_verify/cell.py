@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import io
 import sys
 import types
@@ -34,6 +35,7 @@ from repro._verify.start import (
     copy_all,
     resolve_seed,
 )
+from repro._verify.trace import FirstOp, Trace, check_trace, divergence, tracing_if
 
 __all__ = ["verify_cell"]
 
@@ -290,6 +292,7 @@ def verify_cell(
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
     keep: bool = False,
+    trace: bool = False,
 ) -> VerifyReport:
     """Run ``cell`` ``runs`` times from the same start in ``shell``; leave it as after one run.
 
@@ -301,19 +304,21 @@ def verify_cell(
     ``keep``); it shows its output and sets ``Out`` as usual. Compared: every
     variable the cell creates, rebinds or mutates, the displayed result and
     the printed output. A value that cannot be deep-copied makes the report
-    say "cannot verify" and the cell runs once, normally.
+    say "cannot verify" and the cell runs once, normally. With ``trace``, every
+    run's torch ops are recorded and ``report.first_op`` names the first that differed.
     """
     __tracebackhide__ = True
     from repro._session import record_verdict
 
     overrides = overrides or {}
     try:
+        check_trace(trace)
         runs = check_runs(runs)
         seed = resolve_seed(seed)
         check_settings(profile, overrides)
     except (TypeError, ValueError) as exc:
         raise ArgumentError(str(exc)) from None
-    report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep)
+    report = _verify_cell(shell, line, cell, runs, seed, profile, overrides, keep, trace)
     record_verdict(report.verdict)
     return report
 
@@ -327,6 +332,7 @@ def _verify_cell(
     profile: str | None,
     overrides: dict[str, Any],
     keep: bool,
+    trace: bool,
 ) -> VerifyReport:
     __tracebackhide__ = True
     from IPython.utils.capture import capture_output
@@ -343,6 +349,9 @@ def _verify_cell(
     reference: dict[str, Any] | None = None
     differences: list[Difference] = []
     unverifiable = None
+    reference_trace: Trace | None = None
+    first_op: FirstOp | None = None
+    trace_note: str | None = None
     try:
         before = {n: _named_digest(n, v) for n, v in inputs.items()}
         for run in range(1, runs):
@@ -353,6 +362,7 @@ def _verify_cell(
                 capture_output(display=True) as captured,
                 nondeterministic_ops(),
                 scope(seed, profile, **overrides),
+                tracing_if(trace) as recorded,
             ):
                 raised = None
                 try:
@@ -366,10 +376,13 @@ def _verify_cell(
                 outputs[RAISED] = raised
             del scratch
             if reference is None:
-                reference = outputs
+                reference, reference_trace = outputs, recorded
             else:
-                differences += compare_outputs(reference, outputs, run)
-            del outputs  # only the first run's outputs are kept: one extra copy
+                found = compare_outputs(reference, outputs, run)
+                differences += found
+                if found and first_op is None and trace_note is None:
+                    first_op, trace_note = divergence(reference_trace, recorded)
+            del outputs, recorded  # only the first run's outputs are kept: one extra copy
     except (Uncopyable, DigestError) as exc:
         unverifiable, reference = str(exc), None
     # The ordinary run, last: the namespace, RNG states and display are as after one run.
@@ -383,6 +396,7 @@ def _verify_cell(
         listing_nondeterministic_ops(),
         _tee_stdout() as tee,
         _recording_displays(shell, tee) as displays,
+        tracing_if(trace and reference is not None) as recorded,
     ):
         try:
             shown = run_cell(shell, line, cell)
@@ -397,7 +411,10 @@ def _verify_cell(
         return VerifyReport(runs, seed, (), unverifiable=unverifiable or "no run to compare")
     try:
         outputs = _cell_outputs(compiled, ns, before, shown, "".join(tee.parts), displays)
-        differences += compare_outputs(reference, outputs, runs)
+        found = compare_outputs(reference, outputs, runs)
+        differences += found
+        if found and first_op is None and trace_note is None:
+            first_op, trace_note = divergence(reference_trace, recorded)
     except DigestError as exc:
         return VerifyReport(runs, seed, (), unverifiable=str(exc))
     if functions:
@@ -414,4 +431,22 @@ def _verify_cell(
         tuple(differences),
         notes=tuple(notes),
         advice=tuple(str(cause) for cause in causes),
+        first_op=_cell_lines(shell, first_op),
+        trace_note=trace_note,
     )
+
+
+def _cell_lines(shell: Any, op: FirstOp | None) -> FirstOp | None:
+    """``op`` with a cell's file named as IPython's tracebacks name it: ``Cell In[5], line 4``."""
+    name = getattr(shell.compile, "format_code_name", None)  # IPython >= 8
+    if op is None or name is None:
+        return op
+
+    def shown(line: str | None) -> str | None:
+        if line is None:
+            return None
+        filename, _, lineno = line.rpartition(":")
+        label = name(filename)
+        return f"{label[0]} {label[1]}, line {lineno}" if label is not None else line
+
+    return dataclasses.replace(op, line=shown(op.line), called_from=shown(op.called_from))

@@ -10,12 +10,18 @@ from repro._verify.advice import causes_of
 from repro._verify.digest import digest, strip_addresses
 from repro._verify.report import Difference, Raised, VerifyReport, compare_outputs, numeric
 from repro._verify.start import Uncopyable, check_runs, copy_all, resolve_seed
+from repro._verify.trace import FirstOp, Trace, check_trace, divergence, tracing_if
 
 __all__ = ["verify"]
 
 
 def verify(
-    fn: Callable[..., Any], *args: Any, runs: int = 2, seed: int | None = None, **kwargs: Any
+    fn: Callable[..., Any],
+    *args: Any,
+    runs: int = 2,
+    seed: int | None = None,
+    trace: bool = False,
+    **kwargs: Any,
 ) -> VerifyReport:
     """Call ``fn(*args, **kwargs)`` ``runs`` times from the same start and compare the results.
 
@@ -25,12 +31,17 @@ def verify(
     a model it is given starts each run from the same weights. Compared: the
     return value, and every argument the function mutated. If every run raises,
     the first run's exception propagates.
+
+    With ``trace=True`` every run's torch ops are recorded, and when the runs
+    differ ``report.first_op`` names the first op whose output differed, its
+    line and its cause (or ``report.trace_note`` says why none can be named).
     """
     from repro._session import record_verdict, scope
 
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     runs = check_runs(runs)
+    check_trace(trace)
     value = resolve_seed(seed)
     named = {f"args[{i}]": a for i, a in enumerate(args)}
     named.update({f"kwargs[{k!r}]": v for k, v in kwargs.items()})
@@ -39,6 +50,9 @@ def verify(
     differences: list[Difference] = []
     errors: list[BaseException] = []
     names: dict[str, None] = {}
+    reference_trace: Trace | None = None
+    first_op: FirstOp | None = None
+    trace_note: str | None = None
     for run in range(1, runs + 1):
         try:
             copies = copy_all(named)
@@ -48,7 +62,7 @@ def verify(
             return report
         call_args = [copies[f"args[{i}]"] for i in range(len(args))]
         call_kwargs = {k: copies[f"kwargs[{k!r}]"] for k in kwargs}
-        with scope(value):
+        with scope(value), tracing_if(trace) as recorded:
             try:
                 result: Any = fn(*call_args, **call_kwargs)
             except Exception as exc:
@@ -60,9 +74,13 @@ def verify(
         )
         names.update(dict.fromkeys(outputs))
         if reference is None:
-            reference = outputs
+            reference, reference_trace = outputs, recorded
         else:
-            differences += compare_outputs(reference, outputs, run)
+            found = compare_outputs(reference, outputs, run)
+            differences += found
+            if found and first_op is None and trace_note is None:
+                first_op, trace_note = divergence(reference_trace, recorded)
+        del recorded  # only run 1's trace is kept, to compare each run with
     if len(errors) == runs:
         raise errors[0]
     causes = causes_of(_source(fn), numeric(differences)) if differences else []
@@ -72,6 +90,8 @@ def verify(
         tuple(names),
         tuple(differences),
         advice=tuple(str(cause) for cause in causes),
+        first_op=first_op,
+        trace_note=trace_note,
     )
     record_verdict(report.verdict)
     return report

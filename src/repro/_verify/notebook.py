@@ -21,6 +21,7 @@ hash seed pinned, and named as str hashing if it goes away.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -45,7 +46,13 @@ from repro._verify.notebook_report import (
     label,
 )
 from repro._verify.outputs import normalize_outputs
-from repro._verify.recorder import ENVIRONMENT_EXPRESSION, record_expression
+from repro._verify.recorder import (
+    ENVIRONMENT_EXPRESSION,
+    TRACE_EXPRESSION,
+    record_expression,
+    trace_next_expression,
+)
+from repro._verify.trace import MAX_SAVED_OPS, MAX_SAVED_TOTAL, first_op, from_data
 
 __all__ = [
     "FORMAT",
@@ -148,6 +155,8 @@ async def _run_notebook(
     progress: Callable[[int, int], None] | None,
     environment: bool = True,
     record: bool = True,
+    trace: Callable[[int], int] | None = None,
+    stop_after: int | None = None,
 ) -> Run:
     import nbclient
     import nbformat
@@ -186,6 +195,9 @@ async def _run_notebook(
                         continue
                     count += 1
                     where = label(index + 1, count, cell.get("id"))
+                    limit = trace(index + 1) if trace is not None else 0
+                    if limit:  # its torch ops, at most `limit` of them (--trace)
+                        await _expression(client, trace_next_expression(limit))
                     try:
                         await client.async_execute_cell(cell, index)
                     except nbclient.exceptions.CellExecutionError as exc:
@@ -220,10 +232,13 @@ async def _run_notebook(
                             state["variables"],
                             state["rng"],
                             changed,
+                            await _expression(client, TRACE_EXPRESSION) if limit else None,
                         )
                     )
                     if progress is not None:
                         progress(done, len(code_cells))
+                    if stop_after is not None and index + 1 >= stop_after:
+                        return run  # a traced re-run: nothing after its cell is needed
                 if environment:  # for a recording: versions, threads, git (a few subprocesses)
                     run.environment = await _expression(client, ENVIRONMENT_EXPRESSION)
         except VerifyError:
@@ -387,6 +402,7 @@ def verify_notebook(
     against: Path | None = None,
     ignore: tuple[str, ...] = (),
     progress: bool = False,
+    trace: bool = False,
 ) -> NotebookReport:
     """Run ``notebook`` ``runs`` times (once with ``against``) in fresh kernels and compare.
 
@@ -398,6 +414,11 @@ def verify_notebook(
     recording; ``against`` compares one run with such a recording, matching cells by id,
     then by code. Errors that stop a run (a cell raised, no such kernel) are in the
     report's ``error`` (one line) and ``details`` (the kernel's stderr), exit code 2.
+
+    ``trace``: when a cell differs, run the notebook again up to that cell, tracing its
+    torch ops, and name the first op that differs in ``report.first_op``. With ``save``,
+    the first run traces every cell and the recording keeps their ops (bounded: see
+    :data:`repro._verify.trace.MAX_SAVED_OPS`), so that ``against`` can name the op.
     """
     path = Path(notebook)
     name = path.name
@@ -419,6 +440,7 @@ def verify_notebook(
         seeds = [str(hash_seed)] * total
     bar = _Progress(total, sys.stderr) if progress else None
     try:
+        keep = _trace_budget() if trace and save is not None else None
         done = asyncio.run(
             _run_all(
                 path,
@@ -429,6 +451,7 @@ def verify_notebook(
                 jobs or default_jobs(total),
                 bar,
                 environment=save is not None or against is not None,
+                trace_first=keep,
             )
         )
     except VerifyError as exc:
@@ -445,6 +468,18 @@ def verify_notebook(
         report.environment = compare_environments(recorded.environment, done[0].environment)
         report.causes = causes(report, recorded, done[0], source.get(report.first, ""), None)
         report.ignored = skipped_lines(path) + report.ignored
+        if trace and report.first is not None:
+            cell = _recorded_cell(recorded, report)
+            recorded_trace = cell.trace if cell is not None else None
+            if recorded_trace is None:
+                report.trace_note = (
+                    f"the recording has no trace of cell {report.first}: it was made without "
+                    f"--trace, or past its bound of {MAX_SAVED_TOTAL:,} ops"
+                )
+            else:
+                _trace_first_cell(
+                    path, report, recorded_trace, [done[0].hash_seed], kernel, timeout
+                )
         return report
     report = compare_runs(name, done[0], done[0], runs, ignore)
     other = done[0]
@@ -474,7 +509,85 @@ def verify_notebook(
         report.notes.append(f"the kernel {kernel!r} pins PYTHONHASHSEED={pinned_by_kernel}")
     report.causes = causes(report, done[0], other, source.get(report.first, ""), hashing)
     report.ignored = skipped_lines(path) + report.ignored
+    if trace and report.first is not None:
+        cell = next((c for c in done[0].cells if c.position == report.first), None)
+        kept = cell.trace if cell is not None else None
+        seeds = [other.hash_seed] if kept else [done[0].hash_seed, other.hash_seed]
+        _trace_first_cell(path, report, kept, seeds, kernel, timeout)
     return report
+
+
+def _trace_budget() -> Callable[[int], int]:
+    """How many ops each cell of a --save --trace run keeps: MAX_SAVED_OPS each, until the
+    recording holds MAX_SAVED_TOTAL (later cells then keep none, and say so)."""
+    left = [MAX_SAVED_TOTAL]
+
+    def limit(position: int) -> int:
+        kept = min(MAX_SAVED_OPS, left[0])
+        left[0] -= kept
+        return kept
+
+    return limit
+
+
+def _recorded_cell(recorded: Run, report: NotebookReport) -> CellRecord | None:
+    for cell in recorded.cells:
+        if report.first_id is not None and cell.cell_id == report.first_id:
+            return cell
+    return next((c for c in recorded.cells if c.position == report.first), None)
+
+
+def _trace_first_cell(
+    path: Path,
+    report: NotebookReport,
+    kept: dict[str, Any] | None,
+    seeds: list[str | None],
+    kernel: str,
+    timeout: float,
+) -> None:
+    """Run the notebook again up to the first differing cell, tracing only that cell (twice
+    without a kept trace, once with one), and name the first op that differs."""
+    position = report.first
+    assert position is not None
+
+    async def traced(seed: str | None) -> dict[str, Any] | None:
+        run = await _run_notebook(
+            path,
+            kernel=kernel,
+            timeout=timeout,
+            hash_seed=seed,
+            ignore=(),
+            progress=None,
+            trace=lambda p: MAX_SAVED_OPS if p == position else 0,
+            stop_after=position,
+        )
+        cell = next((c for c in run.cells if c.position == position), None)
+        return None if cell is None else cell.trace
+
+    async def both() -> list[dict[str, Any] | None]:
+        return list(await asyncio.gather(*(traced(seed) for seed in seeds)))
+
+    try:
+        found = asyncio.run(both())
+    except VerifyError as exc:
+        report.trace_note = f"the traced re-run of cell {position} failed: {exc.line}"
+        return
+    traces = [kept, *found] if kept is not None else found
+    if any(t is None for t in traces):
+        report.trace_note = f"cell {position} could not be traced"
+        return
+    a, b = traces
+    assert a is not None and b is not None
+    result = first_op(from_data(a), from_data(b))
+    if isinstance(result, str):
+        again = "" if report.against else " (or the difference did not recur when traced)"
+        report.trace_note = f"cell {position}: {result}{again}"
+        return
+    files = set(a.get("cell_files", ())) | set(b.get("cell_files", ()))
+    line = result.line
+    if line is not None and line.rpartition(":")[0] in files:
+        line = f"cell {position}, line {line.rpartition(':')[2]}"
+    report.first_op = dataclasses.replace(result, line=line, cell=position, called_from=None)
 
 
 def _sources(path: Path) -> dict[int | None, str]:
@@ -493,6 +606,7 @@ async def _run_all(
     jobs: int,
     bar: _Progress | None,
     environment: bool = False,
+    trace_first: Callable[[int], int] | None = None,
 ) -> list[Run]:
     """Each run in its own kernel, ``jobs`` at a time; the first error stops them all."""
     gate = asyncio.Semaphore(jobs)
@@ -507,6 +621,7 @@ async def _run_all(
                 ignore=ignore,
                 progress=bar.callback(index) if bar is not None else None,
                 environment=environment,
+                trace=trace_first if index == 0 else None,
             )
 
     tasks = [asyncio.ensure_future(one(i, seed)) for i, seed in enumerate(seeds)]

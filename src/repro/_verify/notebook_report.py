@@ -16,6 +16,7 @@ from typing import Any
 from repro._verify import advice
 from repro._verify.advice import Cause
 from repro._verify.report import SHOWN, Difference, compare, text_difference
+from repro._verify.trace import FirstOp
 
 __all__ = [
     "IGNORE_OUTPUT_TAGS",
@@ -59,6 +60,8 @@ class CellRecord:
     variables: dict[str, dict[str, Any]]
     rng: dict[str, str]
     changed: list[str]  # variables created or changed by this cell ("del x" if deleted)
+    #: with --trace: the cell's torch ops as data (repro._verify.trace.to_data), or None
+    trace: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready data (a recording), long texts cut."""
@@ -113,6 +116,10 @@ class NotebookReport:
     #: the kernel's stderr when a cell or the kernel failed
     details: str = ""
     against: str | None = None
+    #: with --trace: the first torch op of the first differing cell that differed, and why
+    first_op: FirstOp | None = None
+    #: with --trace: why no op could be named, or None
+    trace_note: str | None = None
 
     @property
     def reproducible(self) -> bool | None:
@@ -149,7 +156,10 @@ class NotebookReport:
         return [str(cause) for cause in self.causes]
 
     def __str__(self) -> str:
-        lines = []
+        # Why it diverged leads: the first op is the answer, the cells its consequences.
+        lines = [str(self.first_op)] if self.first_op is not None else []
+        if self.trace_note is not None:
+            lines.append(f"trace: {self.trace_note}")
         if self.error is not None and self.details:
             lines.append("the kernel's stderr:")
             lines += [f"  {line}" for line in self.details.splitlines()]
@@ -201,6 +211,8 @@ class NotebookReport:
             "notes": self.notes,
             "error": self.error,
             "details": self.details,
+            "first_differing_op": None if self.first_op is None else self.first_op.as_dict(),
+            "trace_note": self.trace_note,
         }
 
 

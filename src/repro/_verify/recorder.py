@@ -17,8 +17,12 @@ __all__ = [
     "ENVIRONMENT_EXPRESSION",
     "KERNEL_EXPRESSION",
     "SMALL",
+    "TRACE_EXPRESSION",
     "kernel_record",
     "record_expression",
+    "trace_next_cell",
+    "trace_next_expression",
+    "traced_cell",
 ]
 
 #: Evaluated in the kernel after each code cell (binds no name in the user's namespace).
@@ -152,3 +156,64 @@ def kernel_record(ignore: tuple[str, ...] = ()) -> str:
     for fw in loaded():
         streams.update(fw.fingerprints())
     return json.dumps({"variables": variables, "rng": streams}, default=str)
+
+
+# --- tracing one cell (repro verify NOTEBOOK --trace) -----------------------------------
+
+#: Evaluated after a traced cell: the cell's trace as data (see :func:`traced_cell`).
+TRACE_EXPRESSION = "__import__('repro._verify.recorder', fromlist=['_']).traced_cell()"
+
+#: The trace armed by :func:`trace_next_cell`: its context, the trace, its op limit, In [N].
+_tracing: dict[str, Any] = {}
+
+
+def trace_next_expression(limit: int) -> str:
+    """The expression that arms the tracer for the next cell, keeping at most ``limit`` ops."""
+    return f"__import__('repro._verify.recorder', fromlist=['_']).trace_next_cell({int(limit)})"
+
+
+def trace_next_cell(limit: int) -> str:
+    """In a kernel: trace the torch ops of the next cell that runs, from its ``pre_run_cell``
+    to its ``post_run_cell`` (the cell's own thread, nothing of the recorder's requests)."""
+    from IPython import get_ipython
+
+    from repro._verify.trace import tracing
+
+    shell = get_ipython()
+    _tracing.clear()
+    _tracing["limit"] = limit
+
+    def start(*_: Any) -> None:
+        shell.events.unregister("pre_run_cell", start)
+        context = tracing()
+        _tracing["trace"] = context.__enter__()
+        _tracing["context"] = context
+
+    def stop(result: Any) -> None:
+        shell.events.unregister("post_run_cell", stop)
+        context = _tracing.pop("context", None)
+        if context is not None:
+            context.__exit__(None, None, None)
+        _tracing["count"] = getattr(result, "execution_count", None)
+
+    shell.events.register("pre_run_cell", start)
+    shell.events.register("post_run_cell", stop)
+    return json.dumps(True)
+
+
+def traced_cell() -> str:
+    """In a kernel: JSON of the trace of the cell :func:`trace_next_cell` armed (null if none),
+    with the files IPython compiled that cell to, so the host can say ``cell 5, line 3``."""
+    from IPython import get_ipython
+
+    from repro._verify.trace import to_data
+
+    trace = _tracing.pop("trace", None)
+    if trace is None:
+        return json.dumps(None)
+    data = to_data(trace, _tracing.get("limit", 0))
+    count = _tracing.get("count")
+    compiled = getattr(get_ipython().compile, "_filename_map", {})  # IPython >= 8: file -> In [N]
+    data["cell_files"] = [name for name, number in compiled.items() if number == count]
+    _tracing.clear()
+    return json.dumps(data)

@@ -17,6 +17,7 @@ from typing import Any
 
 from repro._shown import redact
 from repro._verify.digest import Leaf, describe, digest, leaves, strip_addresses
+from repro._verify.trace import FirstOp
 
 __all__ = [
     "DISPLAYED",
@@ -131,6 +132,10 @@ class VerifyReport:
     notes: tuple[str, ...] = field(default=())
     #: what to do about each cause of a difference, one line each
     advice: tuple[str, ...] = field(default=())
+    #: with ``trace=True``: the first torch op whose output differed, and why (None if none)
+    first_op: FirstOp | None = None
+    #: with ``trace=True``: why no op could be named (no torch, every op agreed), or None
+    trace_note: str | None = None
 
     @property
     def reproducible(self) -> bool | None:
@@ -174,7 +179,11 @@ class VerifyReport:
                 lines.append(f"  (and {more} more inside {name})")
         lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  cause: {line}" for line in self.advice]
-        return "\n".join([*lines, self.verdict])
+        # Why it diverged leads: the first op is the answer, the outputs its consequences.
+        lead = [str(self.first_op)] if self.first_op is not None else []
+        if self.trace_note is not None:
+            lead.append(f"trace: {self.trace_note}")
+        return "\n".join([*lead, *lines, self.verdict])
 
     def __repr__(self) -> str:
         return f"<VerifyReport {self.verdict}>"
@@ -198,8 +207,11 @@ class VerifyReport:
         )
         notes = "".join(f"<div><small>{e(n)}</small></div>" for n in self.notes)
         notes += "".join(f"<div><small>cause: {e(a)}</small></div>" for a in self.advice)
+        lead = self.first_op._repr_html_() if self.first_op is not None else ""
+        if self.trace_note is not None:
+            lead += f"<div><small>trace: {e(self.trace_note)}</small></div>"
         return (
-            f"<div class='repro-verify'><b style='color:{color}'>{e(self.verdict)}</b>"
+            f"<div class='repro-verify'>{lead}<b style='color:{color}'>{e(self.verdict)}</b>"
             f"{table}{notes}</div>"
         )
 
@@ -215,6 +227,8 @@ class VerifyReport:
             "unverifiable": self.unverifiable,
             "notes": list(self.notes),
             "advice": list(self.advice),
+            "first_op": None if self.first_op is None else self.first_op.as_dict(),
+            "trace_note": self.trace_note,
         }
 
 
