@@ -63,6 +63,8 @@ def _located(name: str) -> Path:
             "REPRO_CORPUS to a folder holding the notebooks of tests/corpus/SOURCES.md"
         )
     return PUBLIC / name
+
+
 SEED_CELL = "%load_ext repro\n%repro 0"
 
 

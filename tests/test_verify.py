@@ -375,3 +375,13 @@ def test_inputs_are_the_names_read_before_they_are_bound(code: str, expected: se
     from repro._verify.cell import inputs
 
     assert set(inputs(ast.parse(code).body)) == expected
+
+
+def test_a_loader_built_with_workers_in_an_earlier_cell_is_named_where_it_is_used() -> None:
+    from repro._verify.advice import DATALOADER, loader_in_use
+
+    earlier = "ds = Noisy()\nloader = DataLoader(ds, batch_size=4,\n    num_workers=2)\n"
+    cause = loader_in_use(earlier, "batches = [b for b in loader]")
+    assert cause is not None and cause.name == DATALOADER.name and "num_workers=2" in str(cause)
+    assert loader_in_use(earlier, "batches = [b for b in other]") is None  # not this loader
+    assert loader_in_use(earlier.replace("num_workers=2", "num_workers=0"), "list(loader)") is None

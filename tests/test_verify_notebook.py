@@ -347,6 +347,18 @@ def test_streams_are_compared_as_the_text_a_person_sees() -> None:
     assert normalize_outputs(c, Counter()) != first
 
 
+def test_a_warnings_cell_file_differs_only_by_the_kernels_pid() -> None:
+    # torch's UserWarning from a cell, as two kernels print it (sequence_models tutorial).
+    def warning(pid: int, cell: str) -> dict[str, Any]:
+        return stream("stderr", f"/tmp/ipykernel_{pid}/{cell}.py:27: UserWarning: x\n  y = f()\n")
+
+    ignored: Counter[str] = Counter()
+    a = normalize_outputs([warning(3485, "2698526414")], ignored)
+    assert a == normalize_outputs([warning(3488, "2698526414")], Counter())
+    assert ignored["the kernel's pid in its cells' file names"] == 1
+    assert a != normalize_outputs([warning(3488, "1111111111")], Counter())  # another cell
+
+
 def test_outputs_ignore_what_varies_between_identical_runs() -> None:
     import repro
 

@@ -129,6 +129,22 @@ def causes_in_code(code: str) -> list[Cause]:
     return found
 
 
+_LOADER = re.compile(r"(\w+)\s*=\s*(?:[\w.]+\.)?DataLoader\((.*?)\)\s*$", re.M | re.S)
+
+
+def loader_in_use(earlier: str, code: str) -> Cause | None:
+    """DataLoader workers as a cause when ``code`` uses a loader that an earlier cell built
+    with workers (``loader = DataLoader(..., num_workers=2)``): the draws in the workers
+    differ, though the cell that iterates the loader holds no clue itself."""
+    workers = dict(_CLUES)[DATALOADER]
+    for match in _LOADER.finditer(earlier):
+        name, arguments = match.group(1), match.group(2)
+        clue = workers.search(arguments)
+        if clue is not None and re.search(rf"\b{re.escape(name)}\b", code):
+            return DATALOADER.with_evidence(f"`{name}` built with `{clue.group(0).strip()}`")
+    return None
+
+
 def causes_of(code: str, numeric: bool) -> list[Cause]:
     """The causes for code that ran seeded and still differed: what its code points at; else
     a nondeterministic op if only numbers differ (``numeric``); else no known cause."""

@@ -466,7 +466,9 @@ def verify_notebook(
         report = compare_runs(name, recorded, done[0], 1, ignore)
         report.against = Path(against).name if against is not None else None
         report.environment = compare_environments(recorded.environment, done[0].environment)
-        report.causes = causes(report, recorded, done[0], source.get(report.first, ""), None)
+        report.causes = causes(
+            report, recorded, done[0], source.get(report.first, ""), None, _before(source, report)
+        )
         report.ignored = skipped_lines(path) + report.ignored
         if trace and report.first is not None:
             cell = _recorded_cell(recorded, report)
@@ -507,7 +509,9 @@ def verify_notebook(
             )
     if pinned_by_kernel is not None:
         report.notes.append(f"the kernel {kernel!r} pins PYTHONHASHSEED={pinned_by_kernel}")
-    report.causes = causes(report, done[0], other, source.get(report.first, ""), hashing)
+    report.causes = causes(
+        report, done[0], other, source.get(report.first, ""), hashing, _before(source, report)
+    )
     report.ignored = skipped_lines(path) + report.ignored
     if trace and report.first is not None:
         cell = next((c for c in done[0].cells if c.position == report.first), None)
@@ -588,6 +592,12 @@ def _trace_first_cell(
     if line is not None and line.rpartition(":")[0] in files:
         line = f"cell {position}, line {line.rpartition(':')[2]}"
     report.first_op = dataclasses.replace(result, line=line, cell=position, called_from=None)
+
+
+def _before(source: dict[int | None, str], report: NotebookReport) -> str:
+    """The code of the cells before the first differing one, in order."""
+    first = report.first or 0
+    return "\n".join(code for position, code in sorted(source.items()) if position < first)
 
 
 def _sources(path: Path) -> dict[int | None, str]:

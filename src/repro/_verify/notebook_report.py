@@ -448,9 +448,15 @@ def _ignored_lines(first: Run, second: Run, ignore: tuple[str, ...]) -> list[str
 
 
 def causes(
-    report: NotebookReport, first: Run, second: Run, source: str, hashing: bool | None
+    report: NotebookReport,
+    first: Run,
+    second: Run,
+    source: str,
+    hashing: bool | None,
+    earlier: str = "",
 ) -> list[Cause]:
-    """Why the first differing cell differs: what the runs showed, then what its code shows."""
+    """Why the first differing cell differs: what the runs showed, then what its code shows
+    (``source``), and a DataLoader with workers that an ``earlier`` cell built and it uses."""
     if report.first is None:
         return []
     found: list[Cause] = []
@@ -479,6 +485,9 @@ def causes(
     elif index == 0 and not hashing and (draw := advice.global_draw(source)) is not None:
         found.append(draw)  # no state before the first cell to compare: its code says it
     found += [c for c in advice.causes_in_code(source) if c.name not in {f.name for f in found}]
+    loader = advice.loader_in_use(earlier, source)
+    if loader is not None and loader.name not in {f.name for f in found}:
+        found.append(loader)
     if not found and all(
         item.what == "summary" or item.max_abs is not None for item in report.items
     ):

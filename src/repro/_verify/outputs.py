@@ -34,6 +34,13 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
         re.compile(r"(# exported |['\"]captured['\"]: ['\"])\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"),
         r"\1<time>",
     ),
+    # A warning raised in a cell names the kernel's file for it, /tmp/ipykernel_<pid>/<hash>.py:
+    # the pid is the kernel process's, the hash the cell's code (kept: other code shows).
+    (
+        "the kernel's pid in its cells' file names",
+        re.compile(r"ipykernel_\d+(?=[/\\])"),
+        "ipykernel_<pid>",
+    ),
     # tqdm's elapsed time, time left and rate: "[00:01<00:02, 3.51it/s]".
     (
         "progress bar timings (tqdm)",
