@@ -501,3 +501,17 @@ def test_each_notebook_of_the_project_passes_repro_verify(name: str) -> None:
     nb = nbformat.read(PROJECT_NOTEBOOKS / name, as_version=4)
     tagged = [c for c in nb.cells if c.metadata.get("tags")]
     assert len([line for line in report.ignored if "tagged" in line]) == len(tagged)
+
+
+def test_verify_leaves_no_kernel_running(tmp_path: Path) -> None:
+    import psutil
+
+    path = tmp_path / "small.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), path)
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    report = verify_notebook(path, runs=2)
+    assert report.reproducible
+    left = [p for p in me.children(recursive=True) if p.pid not in before]
+    _, alive = psutil.wait_procs(left, timeout=10)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]

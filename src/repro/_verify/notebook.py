@@ -188,7 +188,9 @@ async def _run_notebook(
         )
         count = 0
         try:
-            async with client.async_setup_kernel(env=env, stderr=stderr):
+            # cleanup_kc: the client shuts down a kernel whose manager it was handed, too
+            # (nbclient only cleans up managers it made itself; without it every run leaked).
+            async with client.async_setup_kernel(env=env, stderr=stderr, cleanup_kc=True):
                 for done, (index, cell) in enumerate(code_cells, 1):
                     tags = _tags(cell)
                     if any(tag in SKIP_TAGS for tag in tags):
