@@ -92,10 +92,20 @@ def normalize_text(text: str, ignored: Counter[str]) -> str:
 
 def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, Any]:
     """A display's mime bundle without what varies between identical runs (widget model ids,
-    addresses, timestamps)."""
+    addresses, timestamps).
+
+    A widget's other representations are its static fallbacks, a picture of the live widget
+    when it was drawn (repro's panel draws the RNG fingerprints and the kernel's hash seed
+    there): what a widget shows lives in the kernel, whose variables are compared, so only
+    that a widget was shown is compared here.
+    """
+    widget = "application/vnd.jupyter.widget-view+json"
+    if isinstance(data.get(widget), dict) and len(data) > 1:
+        ignored["widgets' static fallbacks (text, HTML)"] += 1
+        data = {widget: data[widget]}
     bundle = {}
     for mime, value in data.items():
-        if mime == "application/vnd.jupyter.widget-view+json" and isinstance(value, dict):
+        if mime == widget and isinstance(value, dict):
             ignored["widget model ids"] += 1
             value = {k: v for k, v in value.items() if k != "model_id"}
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
