@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -138,6 +139,10 @@ def _plugin_site(root: Path, *plugins: str) -> Path:
         )
         cls = "Toy" if plugin == "toy" else "Toy2"
         (dist / "entry_points.txt").write_text(f"[repro.frameworks]\n{plugin} = toy_repro:{cls}\n")
+    # Byte-compiled now, as an installer does: an interpreter that writes bytecode would
+    # otherwise create site/__pycache__ at the first import, a change of the directory that
+    # rightly makes the next process scan again (CI writes bytecode; this shell may not).
+    compileall.compile_dir(site, quiet=1, force=True)
     return site
 
 
