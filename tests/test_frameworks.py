@@ -152,19 +152,26 @@ def _settle(site: Path) -> None:
     os.utime(site, (past, past))
 
 
-def _registered(site: Path, cache: Path, kept: bool = False) -> tuple[list[str], int]:
+def _registered(
+    site: Path, cache: Path, kept: bool = False, cwd: Path | None = None
+) -> tuple[list[str], int]:
     """The plugins a fresh process registers, and how often it scanned the distributions.
 
     The child leaves the working directory off ``sys.path``: other test processes write
     there, and a ``sys.path`` directory changed within the settling time rightly makes the
     cache scan again. With ``kept``, a scan is tried again (up to 3 times, past the settling
     time) when some other ``sys.path`` entry changed meanwhile (a concurrent test's bytecode).
+    With ``cwd``, the child works in that folder and has it first on ``sys.path``, as a kernel.
     """
+    first = [str(cwd)] if cwd is not None else []
     for _ in range(3 if kept else 1):
         out = run_python(
             f"""
             import json, os, sys
-            sys.path[:] = [{str(site)!r}] + [p for p in sys.path if p not in ("", os.getcwd())]
+            {f"os.chdir({str(cwd)!r})" if cwd is not None else ""}
+            sys.path[:] = {first!r} + [{str(site)!r}] + [
+                p for p in sys.path if p not in ("", os.getcwd(), {str(Path.cwd())!r})
+            ]
             from repro.frameworks import _plugins
             scans, scan = [], _plugins._scan
             _plugins._scan = lambda group: scans.append(group) or scan(group)
@@ -192,6 +199,27 @@ def test_plugins_are_read_once_until_a_package_is_installed_or_removed(tmp_path:
     _settle(site)
     assert _registered(site, cache) == (["toy2"], 1)
     assert _registered(site, cache, kept=True) == (["toy2"], 0)
+
+
+def test_saving_a_notebook_in_the_working_directory_keeps_the_plugins_read(
+    tmp_path: Path,
+) -> None:
+    # A kernel has its working directory on sys.path; every save of a notebook there changes
+    # the directory's time, which says nothing about what is installed.
+    site, cache, folder = _plugin_site(tmp_path, "toy"), tmp_path / "cache", tmp_path / "nb"
+    folder.mkdir()
+    _settle(site)
+    _settle(folder)
+    assert _registered(site, cache, cwd=folder) == (["toy"], 1)
+    assert _registered(site, cache, cwd=folder, kept=True) == (["toy"], 0)
+    (folder / "analysis.ipynb").write_text("{}")  # saved just now
+    assert _registered(site, cache, cwd=folder) == (["toy"], 0)
+    # A distribution's metadata in the working directory (a legacy develop install) counts.
+    dist = folder / "toy2_repro-1.0.egg-info"
+    dist.mkdir()
+    (dist / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: toy2-repro\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[repro.frameworks]\ntoy2 = toy_repro:Toy2\n")
+    assert _registered(site, cache, cwd=folder) == (["toy", "toy2"], 1)
 
 
 def test_plugins_are_not_kept_from_a_directory_changed_just_now(tmp_path: Path) -> None:

@@ -538,3 +538,88 @@ def test_a_widgets_static_fallback_is_not_compared() -> None:
     text = {"output_type": "display_data", "data": {"text/plain": "0550b41e"}, "metadata": {}}
     other = {**text, "data": {"text/plain": "9f3c2a77"}}
     assert normalize_outputs([text], Counter()) != normalize_outputs([other], Counter())
+
+
+def test_runs_side_by_side_wait_passively_and_a_users_policy_stands(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Two kernels whose OpenMP pools spin on 2 cores ran 10× slower than one (55.9 s against
+    # 5.3 s for the speed benchmark's notebook): runs side by side wait passively, a lone run
+    # as the user's kernel would, and a policy the user chose is kept.
+    import asyncio
+
+    from repro._verify.notebook import _run_all
+
+    path = tmp_path / "policy.ipynb"
+    cell = "import os\nprint(os.environ.get('OMP_WAIT_POLICY'))"
+    nbformat.write(new_notebook(cells=[new_code_cell(cell)]), path)
+
+    def policies(seeds: int, jobs: int) -> list[str]:
+        runs = asyncio.run(_run_all(path, ["0"] * seeds, "python3", 120, (), jobs, None))
+        return [run.cells[0].streams["stdout"].strip() for run in runs]
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert policies(2, 2) == ["PASSIVE", "PASSIVE"]
+    assert policies(1, 2) == ["None"]
+    assert policies(2, 1) == ["None", "None"]  # one at a time: nothing to share
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert policies(2, 2) == ["ACTIVE", "ACTIVE"]
+
+
+def test_timings_and_the_ids_that_display_libraries_draw_are_not_differences(
+    tmp_path: Path,
+) -> None:
+    # Each of these cells made verify say NOT reproducible: %timeit's and %time's figures (and
+    # the "slowest run" line %timeit adds only sometimes), a pandas Styler's random table id,
+    # plotly's element UUIDs in HTML. What they compute is compared as before.
+    cells = [
+        "%timeit sum(range(100))",
+        "%%time\ntotal = sum(range(10**5))",
+        "import pandas as pd\n"
+        "df = pd.DataFrame({'a': [1.0, 2.0, 3.0], 'b': [3.0, 1.0, 2.0]})\n"
+        "df.style.highlight_max()",
+        "import plotly.graph_objects as go\n"
+        "fig = go.Figure(go.Scatter(y=[1, 3, 2]))\n"
+        "fig.show()\n"
+        "fig.show(renderer='notebook_connected')",
+    ]
+    path = tmp_path / "displays.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    report = verify_notebook(path, runs=2, hash_seed=0)
+    assert report.reproducible, str(report)
+    said = "\n".join(report.ignored)
+    for label in (
+        "timings printed by %time and %timeit",
+        "pandas Styler table ids",
+        "element ids in HTML and JavaScript",
+    ):
+        assert label in said, said
+
+
+def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
+    def shown(text: str, mime: str | None = None) -> Any:
+        out = (
+            {"output_type": "stream", "name": "stdout", "text": text}
+            if mime is None
+            else {"output_type": "display_data", "data": {mime: text}, "metadata": {}}
+        )
+        return normalize_outputs([out], Counter())
+
+    cached = (
+        "The slowest run took 5.12 times longer than the fastest. This could mean that an "
+        "intermediate result is being cached.\n"
+        "3.1 µs ± 2.9 µs per loop (mean ± std. dev. of 7 runs, 100,000 loops each)\n"
+    )
+    plain = "2.9 µs ± 21 ns per loop (mean ± std. dev. of 7 runs, 10,000 loops each)\n"
+    assert shown(cached) == shown(plain)
+    assert shown("Compiler : 123 ms\nCPU times: user 2 s, sys: 0 ns, total: 2 s\n") == shown(
+        "CPU times: user 1 s, sys: 3 ns, total: 1 s\n"
+    )
+    # Numbers a cell prints itself, and a run id outside markup, still differ.
+    assert shown("took 2.1 s\n") != shown("took 2.3 s\n")
+    run_a, run_b = "2c4ee0c6-5c0b-4b52-bb1a-ef84e0d29e47", "9f0e5d1a-0c2b-4d4e-8f3a-1b2c3d4e5f60"
+    assert shown(run_a) != shown(run_b)
+    assert shown(run_a, "text/plain") != shown(run_b, "text/plain")
+    assert shown(f'<div id="{run_a}"></div>', "text/html") == shown(
+        f'<div id="{run_b}"></div>', "text/html"
+    )

@@ -157,6 +157,7 @@ async def _run_notebook(
     record: bool = True,
     trace: Callable[[int], int] | None = None,
     stop_after: int | None = None,
+    concurrent: bool = False,
 ) -> Run:
     import nbclient
     import nbformat
@@ -168,6 +169,12 @@ async def _run_notebook(
         env.pop("PYTHONHASHSEED", None)
     else:
         env["PYTHONHASHSEED"] = hash_seed
+    if concurrent:
+        # Kernels side by side on few cores: OpenMP's idle threads (torch's intra-op pool)
+        # spin by default and starve the other kernel; two such runs on 2 cores took 10×
+        # as long as one. Passive waiting keeps every thread (results that depend on the
+        # thread count still show) and gives the cores back. A value the user set stands.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     run = Run([], hash_seed)
     previous: dict[str, str] = {}
     code_cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
@@ -566,6 +573,7 @@ def _trace_first_cell(
             progress=None,
             trace=lambda p: MAX_SAVED_OPS if p == position else 0,
             stop_after=position,
+            concurrent=len(seeds) > 1,
         )
         cell = next((c for c in run.cells if c.position == position), None)
         return None if cell is None else cell.trace
@@ -634,6 +642,7 @@ async def _run_all(
                 progress=bar.callback(index) if bar is not None else None,
                 environment=environment,
                 trace=trace_first if index == 0 else None,
+                concurrent=min(jobs, len(seeds)) > 1,
             )
 
     tasks = [asyncio.ensure_future(one(i, seed)) for i, seed in enumerate(seeds)]

@@ -19,6 +19,7 @@ from repro._verify.digest import ADDRESS, digest
 
 __all__ = [
     "IGNORED",
+    "IGNORED_MARKUP",
     "Shown",
     "normalize_bundle",
     "normalize_outputs",
@@ -49,7 +50,44 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
         ),
         "[<time>]",
     ),
+    # IPython's own timing magics: %timeit's mean, spread and loop count, %time's CPU and wall
+    # times, and the lines each adds only sometimes (a slow compile, a cached result).
+    (
+        "timings printed by %time and %timeit",
+        re.compile(
+            r"[\d.]+ ?(?:ns|µs|us|ms|s) ± [\d.]+ ?(?:ns|µs|us|ms|s) per loop "
+            r"\(mean ± std\. dev\. of [\d,]+ runs?, [\d,]+ loops? each\)"
+            r"|^(?:CPU times: user .*|Wall time: .*)$",
+            re.M,
+        ),
+        "<timing>",
+    ),
+    (  # lines that only a slow compile or a cached result adds: left out whole
+        "timings printed by %time and %timeit",
+        re.compile(
+            r"^(?:Compiler|Parser) ?(?:time)? *: [\d.]+ ?(?:ns|µs|us|ms|s)\n?"
+            r"|^The slowest run took [\d.]+ times longer than the fastest\..*\n?",
+            re.M,
+        ),
+        "",
+    ),
 )
+
+#: What only markup (HTML, JavaScript) leaves out: the element ids that plotting and table
+#: libraries draw afresh for each display, which no reader sees.
+IGNORED_MARKUP: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "element ids in HTML and JavaScript (UUIDs: plotly, bokeh, altair)",
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+            r"|(?<=altair-viz-)[0-9a-f]{32}\b"
+        ),
+        "<id>",
+    ),
+    ("pandas Styler table ids", re.compile(r"\bT_[0-9a-f]{5}(?=[_\"'\s])"), "T_<id>"),
+)
+
+_MARKUP = ("text/html", "application/javascript", "image/svg+xml")
 
 #: Terminal colours and cursor codes: how text looks, not what it says.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -90,9 +128,17 @@ def normalize_text(text: str, ignored: Counter[str]) -> str:
     return text
 
 
+def _normalize_markup(text: str, ignored: Counter[str]) -> str:
+    for label, pattern, replacement in IGNORED_MARKUP:
+        text, n = pattern.subn(replacement, text)
+        if n:
+            ignored[label] += n
+    return text
+
+
 def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, Any]:
     """A display's mime bundle without what varies between identical runs (widget model ids,
-    addresses, timestamps).
+    addresses, timestamps; in HTML and JavaScript, the element ids libraries draw).
 
     A widget's other representations are its static fallbacks, a picture of the live widget
     when it was drawn (repro's panel draws the RNG fingerprints and the kernel's hash seed
@@ -112,6 +158,8 @@ def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, A
             value = normalize_text("".join(value), ignored)
         elif isinstance(value, str):
             value = normalize_text(value, ignored)
+        if mime in _MARKUP and isinstance(value, str):
+            value = _normalize_markup(value, ignored)
         bundle[mime] = value
     return bundle
 

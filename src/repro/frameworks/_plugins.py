@@ -9,6 +9,9 @@ metadata directory in a ``sys.path`` entry, which changes that entry's modificat
 in a small file, keyed on ``sys.path`` and its entries' modification times: a fresh process
 then stats a handful of directories instead of reading hundreds of files.
 
+The working directory is the exception: a kernel has it on ``sys.path`` and it changes
+whenever a notebook there is saved, so its key is the metadata directories it holds.
+
 Not noticed: an ``entry_points.txt`` edited in place, without reinstalling its package
 (reinstall it, or touch its ``sys.path`` directory).
 """
@@ -54,11 +57,19 @@ def _key() -> tuple[list[Any], bool] | None:
     if any(f is not PathFinder and hasattr(f, "find_distributions") for f in sys.meta_path):
         return None
     now, key, recent = time.time_ns(), [sys.version], False
+    cwd = os.getcwd()
     for entry in sys.path:
         try:
             path = os.path.abspath(os.fsdecode(entry) or ".")
         except TypeError:  # not a path (the import system skips it; no key for it here)
             return None
+        if path == cwd:
+            # A kernel's working directory, on its sys.path, changes whenever a notebook in it
+            # is saved: its key is the metadata directories it holds, with their times.
+            held = _metadata_dirs(path)
+            recent = recent or any(now - mtime < _SETTLING_NS for _, mtime in held)
+            key.append([path, held])
+            continue
         try:
             mtime: int | None = os.stat(path).st_mtime_ns
         except (OSError, ValueError):
@@ -67,6 +78,19 @@ def _key() -> tuple[list[Any], bool] | None:
             recent = recent or now - mtime < _SETTLING_NS
         key.append([path, mtime])
     return key, recent
+
+
+def _metadata_dirs(path: str) -> list[list[Any]]:
+    """The ``*.dist-info`` and ``*.egg-info`` entries of ``path`` with their times, sorted."""
+    try:
+        with os.scandir(path) as entries:
+            return sorted(
+                [e.name, e.stat().st_mtime_ns]
+                for e in entries
+                if e.name.endswith((".dist-info", ".egg-info"))
+            )
+    except OSError:
+        return []
 
 
 def _scan(group: str) -> list[tuple[str, str]]:
