@@ -623,3 +623,47 @@ def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
     assert shown(f'<div id="{run_a}"></div>', "text/html") == shown(
         f'<div id="{run_b}"></div>', "text/html"
     )
+
+
+def test_a_plot_or_html_that_differs_is_shown_by_display_and_kind(tmp_path: Path) -> None:
+    # Only a rich output differs (the text/plain of a figure and of HTML is the same in every
+    # run): the report says which display and which kind, an HTML by line and column, an
+    # image by its size, never two digests alone.
+    setup = (
+        "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
+        "import numpy as np\nfrom IPython.display import HTML, display"
+    )
+    html = (
+        "display(HTML('<p>fixed</p>'))\n"
+        "display(HTML(f'<p>drawn:\\n<b>{np.random.rand():.6f}</b></p>'))"
+    )
+    plot = "%matplotlib inline\nplt.plot(np.random.rand(50))\nplt.show()"
+    found = []
+    for name, cell in (("html", html), ("plot", plot)):
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(new_notebook(cells=[new_code_cell(setup), new_code_cell(cell)]), path)
+        report = verify_notebook(path, runs=2, hash_seed=0)
+        assert report.first == 2, str(report)
+        found += [str(item) for item in report.items]
+    assert len(found) == 2, found
+    assert re.match(r"display 2 text/html: line 2, column \d+: '<b>0\.\d+</b></p>' → ", found[0])
+    assert re.match(r"display 1 image/png: [\d,]+ bytes(, digest \w+)? → [\d,]+ bytes", found[1])
+
+
+def test_rich_outputs_missing_or_of_equal_size_are_told_apart() -> None:
+    from repro._verify.notebook_report import _rich_items, rich_outputs
+
+    png = {"image/png": "iVBORw0KGgo" + "A" * 40, "text/plain": "<Figure>"}
+    other = {"image/png": "iVBORw0KGgo" + "B" * 40, "text/plain": "<Figure>"}
+    items = [str(d) for d in _rich_items(rich_outputs([png]), rich_outputs([other]))]
+    assert len(items) == 1 and items[0].startswith("display 1 image/png: 38 bytes, digest ")
+    assert items[0].split("digest ")[1][:8] != items[0].split("digest ")[2][:8]
+    items = [str(d) for d in _rich_items(rich_outputs([png]), rich_outputs([png, png]))]
+    assert items == ["display 2: absent in run 1, a display (image/png) in run 2"]
+    widget = {"application/json": {"b": 1, "a": [1, 2]}}
+    assert (
+        _rich_items(
+            rich_outputs([widget]), rich_outputs([{"application/json": {"a": [1, 2], "b": 1}}])
+        )
+        == []
+    )

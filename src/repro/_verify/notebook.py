@@ -44,6 +44,7 @@ from repro._verify.notebook_report import (
     compare_environments,
     compare_runs,
     label,
+    rich_outputs,
 )
 from repro._verify.outputs import normalize_outputs
 from repro._verify.recorder import (
@@ -242,6 +243,7 @@ async def _run_notebook(
                             state["rng"],
                             changed,
                             await _expression(client, TRACE_EXPRESSION) if limit else None,
+                            rich_outputs(shown.displays),
                         )
                     )
                     if progress is not None:

@@ -9,12 +9,16 @@ its cause found (:mod:`repro._verify.advice`).
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from repro._verify import advice
 from repro._verify.advice import Cause
+from repro._verify.digest import digest
 from repro._verify.report import SHOWN, Difference, compare, text_difference
 from repro._verify.trace import FirstOp
 
@@ -29,6 +33,7 @@ __all__ = [
     "compare_environments",
     "compare_runs",
     "label",
+    "rich_outputs",
 ]
 
 #: Cell tags: the cell runs and nothing of it is compared.
@@ -40,6 +45,8 @@ SKIP_TAGS = ("repro-skip", "nbval-skip")
 
 #: Text kept per stream in a recording (the digest covers all of it).
 _RECORDED_TEXT = 20_000
+#: The start of each textual rich output kept (HTML, SVG, JSON), to show where two differ.
+_RICH_TEXT = 4_000
 
 
 # --- the records ----------------------------------------------------------------------
@@ -62,6 +69,9 @@ class CellRecord:
     changed: list[str]  # variables created or changed by this cell ("del x" if deleted)
     #: with --trace: the cell's torch ops as data (repro._verify.trace.to_data), or None
     trace: dict[str, Any] | None = None
+    #: each display's rich outputs (every mime type but text/plain): ``{mime: {"digest",
+    #: "size", "text"}}``, ``text`` (its start) for textual ones; how a difference is shown
+    rich: list[dict[str, dict[str, Any]]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready data (a recording), long texts cut."""
@@ -334,7 +344,81 @@ def _output_items(a: CellRecord, b: CellRecord) -> list[Difference]:
     if a.displayed != b.displayed:
         items.append(text_difference("displayed", a.displayed, b.displayed))
     if not items:  # rich outputs (images, HTML) only
+        items += _rich_items(a.rich, b.rich)
+    if not items:  # a recording made before rich outputs were kept
         items.append(Difference("outputs", 2, "values", "", 1, a.outputs[:8], b.outputs[:8]))
+    return items
+
+
+def rich_outputs(displays: Iterable[dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
+    """Each display's outputs but text/plain, as :attr:`CellRecord.rich` keeps them."""
+    kept = []
+    for bundle in displays:
+        entry = {}
+        for mime, value in bundle.items():
+            if mime == "text/plain":
+                continue
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            binary = mime.startswith(("image/", "video/", "audio/")) and mime != "image/svg+xml"
+            entry[mime] = {
+                "digest": digest(text),
+                # base64 holds 3 bytes in 4 characters
+                "size": len(text) * 3 // 4 if binary else len(text),
+                **({} if binary else {"text": text[:_RICH_TEXT]}),
+            }
+        kept.append(entry)
+    return kept
+
+
+def _rich_items(
+    first: list[dict[str, dict[str, Any]]], second: list[dict[str, dict[str, Any]]]
+) -> list[Difference]:
+    """Which display and which of its mime types differ: a text by line and column, an image
+    by its size (and digest, when the size is equal)."""
+    items = []
+    for i, (x, y) in enumerate(itertools.zip_longest(first, second), 1):
+        if x is None or y is None:
+            kinds = ", ".join(x or y or {}) or "text only"
+            shown = f"a display ({kinds})"
+            items.append(
+                Difference(
+                    f"display {i}",
+                    2,
+                    "missing",
+                    first=shown if x else "",
+                    second=shown if y else "",
+                )
+            )
+            continue
+        for mime in dict.fromkeys([*x, *y]):
+            ex, ey = x.get(mime), y.get(mime)
+            if ex is not None and ey is not None and ex["digest"] == ey["digest"]:
+                continue
+            name = f"display {i} {mime}"
+            if ex is None or ey is None:
+                items.append(
+                    Difference(
+                        name, 2, "missing", first=mime if ex else "", second=mime if ey else ""
+                    )
+                )
+            elif "text" in ex and "text" in ey and ex["text"] != ey["text"]:
+                items.append(text_difference(name, ex["text"], ey["text"]))
+            else:
+                unit = "characters" if "text" in ex else "bytes"
+                sizes = ex["size"] != ey["size"]
+                items.append(
+                    Difference(
+                        name,
+                        2,
+                        "values",
+                        "",
+                        1,
+                        f"{ex['size']:,} {unit}"
+                        + ("" if sizes else f", digest {ex['digest'][:8]}"),
+                        f"{ey['size']:,} {unit}"
+                        + ("" if sizes else f", digest {ey['digest'][:8]}"),
+                    )
+                )
     return items
 
 
