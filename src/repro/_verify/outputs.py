@@ -55,7 +55,7 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
     (
         "timings printed by %time and %timeit",
         re.compile(
-            r"[\d.]+ ?(?:ns|µs|us|ms|s) ± [\d.]+ ?(?:ns|µs|us|ms|s) per loop "
+            r"[\d.]+ ?(?:ns|[µμu]s|ms|s) ± [\d.]+ ?(?:ns|[µμu]s|ms|s) per loop "
             r"\(mean ± std\. dev\. of [\d,]+ runs?, [\d,]+ loops? each\)"
             r"|^(?:CPU times: user .*|Wall time: .*)$",
             re.M,
@@ -65,7 +65,7 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
     (  # lines that only a slow compile or a cached result adds: left out whole
         "timings printed by %time and %timeit",
         re.compile(
-            r"^(?:Compiler|Parser) ?(?:time)? *: [\d.]+ ?(?:ns|µs|us|ms|s)\n?"
+            r"^(?:Compiler|Parser) ?(?:time)? *: [\d.]+ ?(?:ns|[µμu]s|ms|s)\n?"
             r"|^The slowest run took [\d.]+ times longer than the fastest\..*\n?",
             re.M,
         ),
@@ -119,17 +119,12 @@ def render_stream(text: str) -> str:
     return "\n".join(lines)
 
 
-def normalize_text(text: str, ignored: Counter[str]) -> str:
-    """``text`` without what varies between identical runs; counts what it replaced."""
-    for label, pattern, replacement in IGNORED:
-        text, n = pattern.subn(replacement, text)
-        if n:
-            ignored[label] += n
-    return text
-
-
-def _normalize_markup(text: str, ignored: Counter[str]) -> str:
-    for label, pattern, replacement in IGNORED_MARKUP:
+def normalize_text(
+    text: str, ignored: Counter[str], rules: tuple[tuple[str, re.Pattern[str], str], ...] = IGNORED
+) -> str:
+    """``text`` without what varies between identical runs (``rules``: :data:`IGNORED`, or
+    :data:`IGNORED_MARKUP` for HTML and JavaScript); counts what it replaced."""
+    for label, pattern, replacement in rules:
         text, n = pattern.subn(replacement, text)
         if n:
             ignored[label] += n
@@ -159,7 +154,7 @@ def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, A
         elif isinstance(value, str):
             value = normalize_text(value, ignored)
         if mime in _MARKUP and isinstance(value, str):
-            value = _normalize_markup(value, ignored)
+            value = normalize_text(value, ignored, IGNORED_MARKUP)
         bundle[mime] = value
     return bundle
 
