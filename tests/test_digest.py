@@ -170,3 +170,31 @@ def test_a_librarys_object_is_walked_one_level_the_same_in_every_process() -> No
     first, second = run_python(code.format(k=1)), run_python(code.format(k=1))
     assert first == second
     assert run_python(code.format(k=2)) != first  # the line's own data is compared
+
+
+def test_a_masked_array_is_compared_by_its_visible_values_and_its_mask() -> None:
+    # Its memory view took the mask along and failed, so the variable went uncompared (every
+    # fitted GridSearchCV holds masked arrays in cv_results_).
+    data = np.arange(8.0)
+    m = np.ma.masked_less(data, 3)
+    assert digest(m) == digest(np.ma.masked_less(data.copy(), 3))
+    assert digest(m) != digest(np.ma.masked_less(data + 1, 3))  # a visible value changed
+    assert digest(m) != digest(np.ma.masked_less(data, 4))  # the mask changed
+    hidden = data.copy()
+    hidden[0] = -99.0  # behind the mask: not a value anyone sees
+    assert digest(m) == digest(np.ma.masked_less(hidden, 3))
+    assert digest(m) != digest(data)
+
+
+def test_a_pandas_index_is_part_of_its_series_or_frame() -> None:
+    import pandas as pd
+
+    values = [1.0, 2.0, 3.0]
+    assert digest(pd.Series(values, index=[0, 1, 2])) != digest(pd.Series(values, index=[2, 0, 1]))
+    frame = pd.DataFrame({"a": values}, index=["x", "y", "z"])
+    assert digest(frame) == digest(pd.DataFrame({"a": values}, index=["x", "y", "z"]))
+    assert digest(frame) != digest(pd.DataFrame({"a": values}, index=["z", "y", "x"]))
+    times = pd.date_range("2026-01-01", periods=3)
+    assert digest(pd.Series(values, index=times)) != digest(
+        pd.Series(values, index=times + pd.Timedelta("1s"))
+    )

@@ -669,3 +669,132 @@ def test_rich_outputs_missing_or_of_equal_size_are_told_apart() -> None:
         )
         == []
     )
+
+
+def test_the_clues_a_cells_code_gives() -> None:
+    from repro._verify import advice
+
+    def named(code: str) -> list[str]:
+        return [c.name for c in advice.causes_in_code(code)]
+
+    varying, empty = advice.VARYING.name, advice.UNINITIALIZED.name
+    assert named("from time import time\nt0 = time()") == [varying]
+    assert named("start = perf_counter()") == [varying]
+    assert named("now = pd.Timestamp.now()") == [varying]
+    assert named("stamp = np.datetime64('now')") == [varying]
+    assert named("t = timeit.default_timer()") == [varying]
+    assert named("t = record.time()\nfrom datetime import time\nnoon = time(12)") == []
+    assert named("x = torch.empty(2, 3)") == [empty]
+    assert named("y = np.empty_like(a)\nz = t.new_empty((2,))") == [empty]
+    assert named("x = torch.zeros(2, 3)") == []
+
+
+def test_a_clue_inside_a_function_an_earlier_cell_defined_is_followed() -> None:
+    from repro._verify import advice
+
+    earlier = (
+        "%matplotlib inline\n"
+        "import numpy as np\n"
+        "def draw(n):\n    rng = np.random.default_rng()\n    return rng.random(n)\n"
+        "def estimate(n):\n    return draw(n).mean()\n"
+        "def unused():\n    return 1\n"
+    )
+    found = dict(advice.definitions_used(earlier, "estimate(100)"))
+    assert sorted(found) == ["draw", "estimate"]  # followed through estimate to draw
+    assert "default_rng()" in found["draw"]
+    assert advice.definitions_used("def broken(:\n", "broken()") == []
+
+
+def test_durations_a_library_measured_are_named_as_varying() -> None:
+    from repro._verify import advice
+    from repro._verify.report import Difference
+
+    def item(output: str, where: str = "") -> Difference:
+        return Difference(output, 2, "values", where, 1, "1.0", "2.0")
+
+    timed = advice.timing_leaves(
+        [item("search", ".cv_results_['mean_fit_time']"), item("search", ".refit_time_")]
+    )
+    assert timed is not None and timed.name == advice.VARYING.name
+    assert "mean_fit_time" in timed.evidence
+    assert advice.timing_leaves([item("search", ".best_score_"), item("elapsed")]) is None
+    assert advice.timing_leaves([item("stdout")]) is None
+
+
+def _two_runs(source_variables: dict[str, tuple[str, str]]) -> tuple[Run, Run]:
+    """Two one-cell runs (cell 2) whose variables differ as given: name → (digest 1, digest 2)."""
+    first, second = [
+        Run(
+            [
+                record(
+                    2,
+                    {
+                        n: {"digest": d[i], "kind": "float", "value": i}
+                        for n, d in source_variables.items()
+                    },
+                    "s0",
+                    list(source_variables),
+                )
+            ],
+            str(i),
+        )
+        for i in (0, 1)
+    ]
+    return first, second
+
+
+def test_str_hashing_is_not_claimed_where_the_code_draws_by_chance() -> None:
+    from repro._verify import advice
+    from repro._verify.notebook_report import causes
+
+    first, second = _two_runs({"flip": ("a", "b")})
+    report = compare_runs("nb.ipynb", first, second, 2)
+    assert report.first == 2
+    source = "flip = np.random.default_rng().integers(0, 2)"
+    # The hash-seed reruns gave each run's result back, by luck (a coin has two sides).
+    named = [c.name for c in causes(report, first, second, source, hashing=True)]
+    assert named == [advice.OS_SEEDED.name]
+    plain = "flip = sorted(words)[0]"  # no clue of chance: the reruns speak
+    assert [c.name for c in causes(report, first, second, plain, hashing=True)] == [
+        advice.HASHING.name
+    ]
+
+
+def test_a_varying_value_held_in_variables_is_left_out_by_name() -> None:
+    from repro._verify import advice
+    from repro._verify.notebook_report import causes
+
+    first, second = _two_runs({"tic": ("a", "b"), "toc": ("c", "d")})
+    report = compare_runs("nb.ipynb", first, second, 2)
+    source = "tic = time.time()\nsum(range(10**6))\ntoc = time.time()"
+    (cause,) = causes(report, first, second, source, hashing=None)
+    assert cause.name == advice.VARYING.name
+    assert "`--ignore tic` `--ignore toc`" in cause.fix and "repro-ignore`" in cause.fix
+
+
+def test_a_generator_from_the_os_inside_an_earlier_function_is_the_cause(tmp_path: Path) -> None:
+    cells = [
+        "import numpy as np",
+        "def estimate(n):\n    rng = np.random.default_rng()\n    return rng.random(n).mean()",
+        "estimate(100)",
+    ]
+    path = tmp_path / "function.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    report = verify_notebook(path, runs=2, hash_seed=0)
+    assert report.first == 3, str(report)
+    (cause,) = report.causes
+    assert cause.name == "a generator seeded from the operating system", str(report)
+    assert "`estimate`, an earlier cell's" in cause.evidence
+
+
+def test_an_html_difference_deep_in_a_long_repr_is_shown_and_a_recording_keeps_its_start() -> None:
+    from repro._verify.notebook_report import _RICH_TEXT, _rich_items, rich_outputs
+
+    rows = "".join(f"<tr><td>{i}</td></tr>\n" for i in range(5000))
+    a = rich_outputs([{"text/html": rows + "<p>fit 0.0010</p>"}])
+    b = rich_outputs([{"text/html": rows + "<p>fit 0.0011</p>"}])
+    (item,) = _rich_items(a, b)
+    assert str(item).startswith("display 1 text/html: line 5001, column 13: ")
+    kept = record(2, {}, "s", [])
+    kept.rich = a
+    assert len(kept.as_dict()["rich"][0]["text/html"]["text"]) == _RICH_TEXT

@@ -72,6 +72,11 @@ NONDETERMINISTIC_OP = Cause(
     "run with the `debug` profile (`%repro SEED -p debug`), which makes torch raise on "
     "nondeterministic ops and names the op",
 )
+UNINITIALIZED = Cause(
+    "uninitialised memory (`empty`: whatever was in memory)",
+    "fill it before it is read or shown (`torch.zeros`, `np.zeros`, `.fill_()`), or leave the "
+    "value out of what is compared",
+)
 UNKNOWN = Cause(
     "no known cause found in the cell's code",
     "look for what the values listed above depend on outside the cell (a function, a file, "
@@ -89,12 +94,21 @@ _CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
     ),
     (DATALOADER, re.compile(r"\bnum_workers\s*=\s*(?!0\b)\w+")),
     (
+        UNINITIALIZED,
+        re.compile(r"\b(?:torch|np|numpy)\.empty(?:_like|_strided)?\(|\.new_empty\("),
+    ),
+    (
         VARYING,
         re.compile(
             r"\b(?:time\.(?:time|perf_counter|monotonic|process_time|thread_time)(?:_ns)?"
             r"|datetime\.(?:now|today|utcnow)|date\.today|uuid[14]"
             r"|mkdtemp|mkstemp|TemporaryDirectory|NamedTemporaryFile|gettempdir"
-            r"|os\.getpid|os\.urandom|secrets\.\w+)\s*\("
+            r"|os\.getpid|os\.urandom|secrets\.\w+|Timestamp\.(?:now|today)"
+            r"|timeit\.default_timer)\s*\("
+            # ``from time import time, perf_counter``: the bare call, which takes no arguments
+            r"|(?<![\w.])(?:time|perf_counter|monotonic|process_time|default_timer)(?:_ns)?"
+            r"\(\s*\)"
+            r"|\bdatetime64\(\s*['\"](?:now|today)"
         ),
     ),
 )
@@ -108,6 +122,24 @@ _GLOBAL_DRAW = re.compile(
     r"|\btorch\.(?:rand|randn|randint|randperm|normal|bernoulli|multinomial|poisson)"
     r"(?:_like)?\("
 )
+
+
+#: Leaves that hold a duration a library measured: scikit-learn's ``cv_results_['mean_fit_time']``,
+#: ``refit_time_``, ``cross_validate``'s ``fit_time``; anything named ``*_time`` or ``*elapsed*``.
+_TIMING_LEAF = re.compile(r"(?:^|[^a-z])(?:\w*_)?(?:time|elapsed|duration)_?(?:['\"\]]|$)", re.I)
+
+
+def timing_leaves(items: list) -> Cause | None:
+    """VARYING when every differing variable leaf is named as a duration (a fitted search's
+    timings), with the leaves as evidence; else None."""
+    named = [f"{i.output}{i.where}" for i in items if i.where or i.output]
+    variables = [
+        n for n in named if not n.startswith(("stdout", "stderr", "displayed", "display "))
+    ]
+    if variables and all(_TIMING_LEAF.search(n) for n in variables):
+        shown = ", ".join(f"`{n}`" for n in variables[:3])
+        return VARYING.with_evidence(f"durations a library measured: {shown}")
+    return None
 
 
 def global_draw(code: str) -> Cause | None:
@@ -143,6 +175,50 @@ def loader_in_use(earlier: str, code: str) -> Cause | None:
         if clue is not None and re.search(rf"\b{re.escape(name)}\b", code):
             return DATALOADER.with_evidence(f"`{name}` built with `{clue.group(0).strip()}`")
     return None
+
+
+_MAGIC_LINE = re.compile(r"^\s*[%!].*$", re.M)
+
+
+def definitions_used(earlier: str, code: str, depth: int = 3) -> list[tuple[str, str]]:
+    """``(name, source)`` of each function or class an earlier cell defined that ``code`` uses
+    (calls or passes on), following the names those use in turn, ``depth`` levels: the draw
+    from ``np.random.default_rng()`` or the ``time()`` inside ``estimate_pi`` is the cause of the
+    cell that calls ``estimate_pi(100)``."""
+    import ast
+
+    def parse(text: str) -> ast.Module | None:
+        try:
+            return ast.parse(_MAGIC_LINE.sub("", text))
+        except SyntaxError:
+            return None
+
+    earlier_tree = parse(earlier)
+    if earlier_tree is None:
+        return []
+    text = _MAGIC_LINE.sub("", earlier)
+    defined: dict[str, str] = {}
+    for node in earlier_tree.body:  # top level, in order: a later def replaces an earlier one
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined[node.name] = ast.get_source_segment(text, node) or ""
+
+    def names(source: str) -> set[str]:
+        tree = parse(source)
+        if tree is None:
+            return set()
+        return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+    found: dict[str, str] = {}
+    frontier = names(code)
+    for _ in range(depth):
+        new = {n for n in frontier if n in defined and n not in found}
+        if not new:
+            break
+        frontier = set()
+        for name in sorted(new):
+            found[name] = defined[name]
+            frontier |= names(defined[name])
+    return list(found.items())
 
 
 def causes_of(code: str, numeric: bool) -> list[Cause]:

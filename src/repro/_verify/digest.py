@@ -143,6 +143,9 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
         yield Leaf(f"{path}#type", type(value).__qualname__)
         if hasattr(value, "columns"):
             yield from _walk([str(c) for c in value.columns], f"{path}.columns", seen, depth)
+        index = getattr(value, "index", None)
+        if _module(index) == "pandas":  # the row labels: a shuffled or time-stamped index
+            yield Leaf(f"{path}.index", _index_values(index))
         yield from _walk(value.__array__(), path, seen, depth)
     elif hasattr(value, "__dict__") and not isinstance(value, _CODE):
         yield Leaf(f"{path}#type", type(value).__qualname__)
@@ -206,7 +209,28 @@ def hash_leaf(hasher: Any, value: Any) -> None:
         hasher.update(f"{type(value).__name__}:{value!r}".encode())
 
 
+def _index_values(index: Any) -> Any:
+    """A pandas index as an array: its values where they are numbers, booleans or times (a
+    difference then reads as values), else pandas' own hash of each label."""
+    try:
+        values = index.to_numpy()
+        if values.dtype.kind in "biufcmM":
+            return values
+        from pandas.util import hash_pandas_object
+
+        return hash_pandas_object(index).to_numpy()
+    except Exception:  # labels pandas cannot hash (lists in an object index...)
+        return repr(list(index))
+
+
 def _hash_ndarray(hasher: Any, array: Any) -> None:
+    import numpy as np
+
+    if isinstance(array, np.ma.MaskedArray):
+        # Its view("u1") would view the mask too (and fail); what is hidden is not the value.
+        hasher.update(b"masked:")
+        _hash_ndarray(hasher, np.ascontiguousarray(np.ma.getmaskarray(array)))
+        array = np.asarray(array.filled())
     hasher.update(f"ndarray:{array.dtype.str}:{array.shape}".encode())
     if array.flags.c_contiguous:
         hasher.update(memoryview(array.reshape(-1).view("u1")))

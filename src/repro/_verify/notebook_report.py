@@ -77,6 +77,13 @@ class CellRecord:
         """JSON-ready data (a recording), long texts cut."""
         data = dict(self.__dict__)
         data["streams"] = {k: v[:_RECORDED_TEXT] for k, v in self.streams.items()}
+        data["rich"] = [
+            {
+                mime: {k: (v[:_RICH_TEXT] if k == "text" else v) for k, v in entry.items()}
+                for mime, entry in display.items()
+            }
+            for display in self.rich
+        ]
         return data
 
     @property
@@ -364,7 +371,9 @@ def rich_outputs(displays: Iterable[dict[str, Any]]) -> list[dict[str, dict[str,
                 "digest": digest(text),
                 # base64 holds 3 bytes in 4 characters
                 "size": len(text) * 3 // 4 if binary else len(text),
-                **({} if binary else {"text": text[:_RICH_TEXT]}),
+                # all of it while the runs are compared (a difference 80,000 characters into
+                # an estimator's HTML is shown by line and column); a recording keeps the start
+                **({} if binary else {"text": text}),
             }
         kept.append(entry)
     return kept
@@ -569,14 +578,52 @@ def causes(
     elif index == 0 and not hashing and (draw := advice.global_draw(source)) is not None:
         found.append(draw)  # no state before the first cell to compare: its code says it
     found += [c for c in advice.causes_in_code(source) if c.name not in {f.name for f in found}]
+    for name, body in advice.definitions_used(earlier, source):
+        for clue in advice.causes_in_code(body):
+            if clue.name not in {f.name for f in found}:
+                found.append(clue.with_evidence(f"{clue.evidence} in `{name}`, an earlier cell's"))
+    timed = advice.timing_leaves(report.items)
+    if timed is not None and timed.name not in {f.name for f in found}:
+        found.append(timed)
     loader = advice.loader_in_use(earlier, source)
     if loader is not None and loader.name not in {f.name for f in found}:
         found.append(loader)
+    # A varying value bound to variables: tagging the cell's outputs cannot help; name them.
+    names = list(
+        dict.fromkeys(
+            i.output
+            for i in report.items
+            if not i.output.startswith(("stdout", "stderr", "displayed", "display ", "RNG "))
+        )
+    )
+    if names:
+        found = [
+            advice.Cause(
+                c.name,
+                "leave the variables out with "
+                + " ".join(f"`--ignore {n}`" for n in names)
+                + " or tag the cell `repro-ignore`",
+                c.evidence,
+            )
+            if c.name == advice.VARYING.name
+            else c
+            for c in found
+        ]
+    if hashing and any(c.name in _CHANCE for c in found):
+        # A value drawn by chance (a generator from the OS, the clock, uninitialised memory)
+        # can repeat each run's result from its hash seed by luck: the code's clue stands.
+        found = [c for c in found if c.name != advice.HASHING.name]
     if not found and all(
         item.what == "summary" or item.max_abs is not None for item in report.items
     ):
         found.append(advice.NONDETERMINISTIC_OP)
     return found or [advice.UNKNOWN]
+
+
+#: Causes whose values vary by chance, which a hash-seed rerun can match by luck.
+_CHANCE = frozenset(
+    c.name for c in (advice.OS_SEEDED, advice.VARYING, advice.UNINITIALIZED, advice.GLOBAL_STREAMS)
+)
 
 
 # --- environments ----------------------------------------------------------------
