@@ -198,3 +198,26 @@ def test_a_pandas_index_is_part_of_its_series_or_frame() -> None:
     assert digest(pd.Series(values, index=times)) != digest(
         pd.Series(values, index=times + pd.Timedelta("1s"))
     )
+
+
+def test_a_fitted_search_is_compared_without_the_durations_scikit_learn_measured() -> None:
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    x, y = make_classification(random_state=0)
+
+    def search(c: float = 0.1) -> GridSearchCV:
+        return GridSearchCV(LogisticRegression(), {"C": [c, 1.0]}, cv=3).fit(x, y)
+
+    a, b = search(), search()
+    assert a.refit_time_ != b.refit_time_ or not np.array_equal(
+        a.cv_results_["mean_fit_time"], b.cv_results_["mean_fit_time"]
+    )  # the clock's figures differ...
+    assert digest(a) == digest(b)  # ...and are not what the search found
+    shown = {leaf.path: leaf.value for leaf in _digest.leaves(a)}
+    assert shown[".refit_time_"] == _digest.DURATION
+    assert shown[".cv_results_['mean_fit_time']"] == _digest.DURATION
+    assert digest(a) != digest(search(c=0.01))  # another grid: other scores, compared
+    # A duration in your own dict stays compared (the advice names it as a timing instead).
+    assert digest({"fit_time": 1.0}) != digest({"fit_time": 2.0})

@@ -149,13 +149,40 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
         yield from _walk(value.__array__(), path, seen, depth)
     elif hasattr(value, "__dict__") and not isinstance(value, _CODE):
         yield Leaf(f"{path}#type", type(value).__qualname__)
-        own = _module(value) == "__main__" or dataclasses.is_dataclass(value)
+        module = _module(value)
+        own = module == "__main__" or dataclasses.is_dataclass(value)
         if depth >= (MAX_OBJECT_DEPTH if own else 1):
             return
         for name, item in vars(value).items():
-            yield from _walk(item, f"{path}.{name}", seen, depth + 1)
+            if module == "sklearn" and name in _SKLEARN_DURATIONS:
+                yield from _without_durations(item, f"{path}.{name}", seen, depth + 1)
+            else:
+                yield from _walk(item, f"{path}.{name}", seen, depth + 1)
     else:
         yield Leaf(path, _Opaque(strip_addresses(repr(value))))
+
+
+#: What scikit-learn measures with the clock, in a fitted search (``refit_time_``, and in
+#: ``cv_results_`` each ``mean_fit_time``, ``std_score_time``, ``split0_fit_time``...): never
+#: the same twice, and not a result; every other value there is compared.
+_SKLEARN_DURATIONS = ("refit_time_", "cv_results_")
+_SKLEARN_TIME_KEY = re.compile(r"^(?:mean|std|split\d+)_(?:fit|score)_time$")
+#: The leaf that stands for a duration left out.
+DURATION = "<a duration scikit-learn measured: not compared>"
+
+
+def _without_durations(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[Leaf]:
+    if path.endswith(".refit_time_"):
+        yield Leaf(path, DURATION)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}[{strip_addresses(repr(key))}]"
+            if isinstance(key, str) and _SKLEARN_TIME_KEY.match(key):
+                yield Leaf(where, DURATION)
+            else:
+                yield from _walk(item, where, seen, depth)
+    else:
+        yield from _walk(value, path, seen, depth)
 
 
 @dataclass(frozen=True)
