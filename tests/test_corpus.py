@@ -154,8 +154,11 @@ def _params(says: bool = False) -> list[Any]:
 
 @pytest.fixture
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder all xdist workers of this session share: each case is verified once."""
-    folder = tmp_path_factory.getbasetemp().parent / "corpus-reports"
+    """A folder all xdist workers of this session share, and no other session: each case is
+    verified once per session (without xdist, the base temp's parent is shared by sessions)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    base = tmp_path_factory.getbasetemp()
+    folder = base.parent / f"corpus-reports-{run}" if run else base / "corpus-reports"
     folder.mkdir(exist_ok=True)
     return folder
 

@@ -221,3 +221,21 @@ def test_a_fitted_search_is_compared_without_the_durations_scikit_learn_measured
     assert digest(a) != digest(search(c=0.01))  # another grid: other scores, compared
     # A duration in your own dict stays compared (the advice names it as a timing instead).
     assert digest({"fit_time": 1.0}) != digest({"fit_time": 2.0})
+
+
+def test_a_dataframe_is_compared_column_by_column() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"score": [0.9, 0.8], "mean_fit_time": [0.01, 0.02]})
+    paths = [leaf.path for leaf in _digest.leaves(frame)]
+    assert "['score']" in paths and "['mean_fit_time']" in paths
+    other = frame.assign(mean_fit_time=[0.03, 0.02])
+    differ = {
+        leaf.path
+        for leaf, twin in zip(_digest.leaves(frame), _digest.leaves(other), strict=True)
+        if digest(leaf.value) != digest(twin.value)
+    }
+    assert differ == {"['mean_fit_time']"}
+    # Duplicate column names cannot be told apart: the whole table is one leaf, still compared.
+    twice = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    assert digest(twice) != digest(pd.DataFrame([[1, 3]], columns=["a", "a"]))

@@ -798,3 +798,32 @@ def test_an_html_difference_deep_in_a_long_repr_is_shown_and_a_recording_keeps_i
     kept = record(2, {}, "s", [])
     kept.rich = a
     assert len(kept.as_dict()["rich"][0]["text/html"]["text"]) == _RICH_TEXT
+
+
+def test_a_scikit_learn_diagram_is_left_to_the_estimators_variable() -> None:
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = make_classification(random_state=0)
+    fitted = LogisticRegression().fit(x, y)
+    ignored: Counter[str] = Counter()
+    bundle = dict(fitted._repr_mimebundle_())
+    out = {"output_type": "execute_result", "data": bundle, "metadata": {}, "execution_count": 1}
+    shown = normalize_outputs([out], ignored)
+    assert list(shown.displays[0]) == ["text/plain"]  # the parameters: still compared
+    assert sum(n for label, n in ignored.items() if "scikit-learn estimator diagrams" in label) == 1
+    other = dict(LogisticRegression(C=0.5).fit(x, y)._repr_mimebundle_())
+    assert normalize_outputs([{**out, "data": other}], Counter()) != shown
+
+
+def test_a_recording_of_an_older_format_asks_to_record_again(tmp_path: Path) -> None:
+    from repro._verify.notebook import load_recording
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format": "repro-verify/2", "repro": "0.1.0", "cells": []}))
+    with pytest.raises(ValueError, match=r"format repro-verify/2.*record it again with --save"):
+        load_recording(old)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="is not a repro verify recording"):
+        load_recording(other)

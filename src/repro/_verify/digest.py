@@ -146,7 +146,14 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
         index = getattr(value, "index", None)
         if _module(index) == "pandas":  # the row labels: a shuffled or time-stamped index
             yield Leaf(f"{path}.index", _index_values(index))
-        yield from _walk(value.__array__(), path, seen, depth)
+        if hasattr(value, "columns") and hasattr(value, "items") and value.columns.is_unique:
+            # Column by column: a difference names its column (a DataFrame of cv_results_
+            # shows which are the measured durations).
+            for column, series in value.items():
+                where = f"{path}[{strip_addresses(repr(column))}]"
+                yield from _walk(series.to_numpy(), where, seen, depth)
+        else:
+            yield from _walk(value.__array__(), path, seen, depth)
     elif hasattr(value, "__dict__") and not isinstance(value, _CODE):
         yield Leaf(f"{path}#type", type(value).__qualname__)
         module = _module(value)

@@ -71,7 +71,9 @@ __all__ = [
     "verify_notebook",
 ]
 
-FORMAT = "repro-verify/2"
+#: The recording format; 3 when digests came to compare masked arrays, pandas indexes and
+#: columns, and fitted scikit-learn searches without their durations (2's digests differ).
+FORMAT = "repro-verify/3"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -342,8 +344,13 @@ def load_recording(path: Path) -> Run:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read recording {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("repro-verify/"):
         raise ValueError(f"{path} is not a repro verify recording (format {FORMAT})")
+    if data["format"] != FORMAT:
+        raise ValueError(
+            f"{path} was recorded by repro {data.get('repro', '?')} in format {data['format']}; "
+            f"this repro compares {FORMAT}: record it again with --save"
+        )
     try:
         cells = [CellRecord(**c) for c in data["cells"]]
     except (TypeError, KeyError) as exc:

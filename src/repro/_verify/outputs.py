@@ -89,6 +89,9 @@ IGNORED_MARKUP: tuple[tuple[str, re.Pattern[str], str], ...] = (
 
 _MARKUP = ("text/html", "application/javascript", "image/svg+xml")
 
+#: The CSS class that wraps every scikit-learn estimator's HTML diagram (0.23 on).
+_SKLEARN_DIAGRAM = "sk-top-container"
+
 #: Terminal colours and cursor codes: how text looks, not what it says.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -144,6 +147,17 @@ def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, A
     if isinstance(data.get(widget), dict) and len(data) > 1:
         ignored["widgets' static fallbacks (text, HTML)"] += 1
         data = {widget: data[widget]}
+    html = data.get("text/html")
+    if isinstance(html, list):
+        html = "".join(html)
+    if isinstance(html, str) and _SKLEARN_DIAGRAM in html and "text/plain" in data:
+        # scikit-learn's diagram of an estimator: its parameters are the text/plain repr, still
+        # compared; since 1.8 it also tabulates fitted attributes, durations among them, which
+        # the estimator's variable carries (compared there, without the durations).
+        ignored[
+            "scikit-learn estimator diagrams (HTML; the estimator is compared as a variable)"
+        ] += 1
+        data = {k: v for k, v in data.items() if k != "text/html"}
     bundle = {}
     for mime, value in data.items():
         if mime == widget and isinstance(value, dict):

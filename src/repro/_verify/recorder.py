@@ -37,8 +37,9 @@ ENVIRONMENT_EXPRESSION = (
 SMALL = 1000
 
 
-#: A changed value with at most this many leaves (a model's parameters and buffers, a dict of
-#: arrays) travels leaf by leaf, so a difference names the parameter; larger ones as a whole.
+#: A changed value's first leaves (a model's parameters and buffers, a dict of arrays, a
+#: DataFrame's columns) travel one by one, at most this many, so that a difference names the
+#: parameter or column; one past them is told as the whole value's.
 LEAVES = 200
 
 #: Containers whose text is at most this long travel as text, to be shown by value.
@@ -57,8 +58,8 @@ def _details(value: Any) -> dict[str, Any]:
             return {"repr": redact(text)}
     parts = []
     for count, leaf in enumerate(leaves(value)):
-        if count >= LEAVES:
-            return {}
+        if count >= LEAVES:  # the first ones: a difference past them is told as the whole's
+            break
         if leaf.path.endswith(("#len", "#type")):
             continue
         entry = {"path": leaf.path, "digest": digest(leaf.value), "kind": describe(leaf.value)}
