@@ -38,7 +38,7 @@ def _public_corpus() -> Path | None:
     """Where the public notebooks lie: they are not in this repository.
 
     Code fetched from other repositories is never committed here (the workplace's rule), so
-    the twelve notebooks of ``SOURCES.md`` and their data files are looked for, in order, in
+    the notebooks of ``SOURCES.md`` and their data files are looked for, in order, in
     ``$REPRO_CORPUS``, in ``shared/corpus`` beside the checkout (where CI finds the shared
     folder), and in ``~/.cache/repro-corpus``. The traps are repro's own and always run.
     """
