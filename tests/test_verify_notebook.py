@@ -827,3 +827,25 @@ def test_a_recording_of_an_older_format_asks_to_record_again(tmp_path: Path) -> 
     other.write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="is not a repro verify recording"):
         load_recording(other)
+
+
+def test_with_more_runs_the_earliest_differing_cell_over_all_of_them_is_named() -> None:
+    from repro._verify.notebook import earliest_difference
+
+    same = {"digest": "f1", "kind": "int", "value": 1}
+
+    def run(seed: str, cell2: str, cell3: str) -> Run:
+        cells = [
+            record(2, {"a": {**same, "digest": cell2}}, "s", ["a"]),
+            record(3, {"a": {**same, "digest": cell2}, "b": {**same, "digest": cell3}}, "s", ["b"]),
+        ]
+        return Run(cells, seed)
+
+    # Runs 1 and 2 agree on cell 2 by chance and differ at cell 3; run 3 differs at cell 2.
+    first, second, third = run("0", "x", "p"), run("1", "x", "q"), run("2", "y", "r")
+    report, other = earliest_difference("nb.ipynb", [first, second, third], 3)
+    assert report.first == 2 and other is third
+    report, other = earliest_difference("nb.ipynb", [first, second], 2)
+    assert report.first == 3 and other is second
+    report, other = earliest_difference("nb.ipynb", [first, run("1", "x", "p")], 2)
+    assert report.first is None and other is first

@@ -63,6 +63,7 @@ __all__ = [
     "VerifyError",
     "compare_environments",
     "compare_runs",
+    "earliest_difference",
     "kernel_hash_seed",
     "load_recording",
     "notebook_kernel",
@@ -501,12 +502,7 @@ def verify_notebook(
                     path, report, recorded_trace, [done[0].hash_seed], kernel, timeout
                 )
         return report
-    report = compare_runs(name, done[0], done[0], runs, ignore)
-    other = done[0]
-    for other in done[1:]:
-        report = compare_runs(name, done[0], other, runs, ignore)
-        if report.first is not None:
-            break
+    report, other = earliest_difference(name, done, runs, ignore)
     report.runs = runs
     report.hash_seeds = [run.hash_seed for run in done]
     hashing = None
@@ -549,6 +545,21 @@ def verify_notebook(
         seeds = [other.hash_seed] if kept else [done[0].hash_seed, other.hash_seed]
         _trace_first_cell(path, report, kept, seeds, kernel, timeout)
     return report
+
+
+def earliest_difference(
+    name: str, done: list[Run], runs: int, ignore: tuple[str, ...] = ()
+) -> tuple[NotebookReport, Run]:
+    """Run 1 compared with every other run: the comparison whose first differing cell comes
+    first, and that run (run 1 itself when all agree). With more than two runs, two of them
+    can agree on a cell by chance (a draw with few possible values) where a third does not:
+    the cell where the notebook first differs is the earliest over all of them."""
+    report, other = compare_runs(name, done[0], done[0], runs, ignore), done[0]
+    for run in done[1:]:
+        found = compare_runs(name, done[0], run, runs, ignore)
+        if found.first is not None and (report.first is None or found.first < report.first):
+            report, other = found, run
+    return report, other
 
 
 def _trace_budget() -> Callable[[int], int]:
