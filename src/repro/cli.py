@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from repro._kernel import DEFAULT_KERNEL_NAME, check_kernel_name, install_kernel
 from repro._seed import SEED_LIMIT, parse_seed
 from repro._version import __version__
 from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
+
+if TYPE_CHECKING:
+    from repro._notebook_checks import Settings
 
 __all__ = ["main"]
 
@@ -221,13 +225,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         report = verify_notebook(
             notebook,
-            runs=args.runs,
-            kernel=args.kernel,
-            timeout=args.timeout,
-            hash_seed=args.hash_seed,
-            jobs=args.jobs,
-            ignore=tuple(args.ignore),
-            trace=args.trace,
+            **dataclasses.asdict(dataclasses.replace(_settings(args), trace=args.trace)),
             save=Path(args.save) if args.save else None,
             against=Path(args.against) if args.against else None,
             progress=not args.quiet and not args.json and sys.stderr.isatty(),
@@ -242,6 +240,21 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         print(report)
     return report.exit_code
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The verify options (runs, kernel, timeout, hash seed, jobs, ignored names) as
+    ``_notebook_checks.Settings``, for one notebook and for several alike."""
+    from repro._notebook_checks import Settings
+
+    return Settings(
+        runs=args.runs,
+        kernel=args.kernel,
+        timeout=args.timeout,
+        hash_seed=args.hash_seed,
+        jobs=args.jobs,
+        ignore=tuple(args.ignore),
+    )
 
 
 def _one_notebook(args: argparse.Namespace) -> argparse.Namespace:
@@ -259,7 +272,7 @@ def _one_notebook(args: argparse.Namespace) -> argparse.Namespace:
 
 def _verify_several(args: argparse.Namespace) -> int:
     """Several notebooks: a line each, the reports of those that fail, a summary."""
-    from repro._notebook_checks import Settings, verify_notebooks
+    from repro._notebook_checks import verify_notebooks
 
     for option in ("save", "against"):
         if getattr(args, option):  # one file cannot serve several notebooks
@@ -273,17 +286,9 @@ def _verify_several(args: argparse.Namespace) -> int:
     if missing:
         print(f"repro verify: error: no notebook {missing[0]!r}", file=sys.stderr)
         return 2
-    settings = Settings(
-        runs=args.runs,
-        kernel=args.kernel,
-        timeout=args.timeout,
-        hash_seed=args.hash_seed,
-        jobs=args.jobs,
-        ignore=tuple(args.ignore),
-    )
     return verify_notebooks(
         args.notebooks,
-        settings,
+        _settings(args),
         out=sys.stdout,
         quiet=args.quiet,
         as_json=args.json,
