@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -122,12 +123,28 @@ def test_kernel_install_name_display_name_and_user_default(
     assert spec["env"]["PYTHONHASHSEED"] == "0"
 
 
-def test_kernel_install_failure_is_one_line_and_exit_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_kernel_install_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """As a user sees it, in a fresh process: ipykernel 6 imports debugpy with its
+    kernelspec, whose four-line frozen-modules warning once came first."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert main(["kernel", "install", "--prefix", str(blocker)]) == 1
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1
-    assert err.startswith("repro: error: could not install kernel 'repro'")
+    env = {k: v for k, v in os.environ.items() if k != "PYDEVD_DISABLE_FILE_VALIDATION"}
+    done = subprocess.run(
+        [sys.executable, "-m", "repro", "kernel", "install", "--prefix", str(blocker)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("repro: error: could not install kernel 'repro'")
+
+
+def test_kernel_install_leaves_the_environment_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYDEVD_DISABLE_FILE_VALIDATION", raising=False)
+    before = dict(os.environ)
+    assert main(["kernel", "install", "--prefix", str(tmp_path)]) == 0
+    assert dict(os.environ) == before

@@ -442,6 +442,21 @@ def test_the_notebook_command_names_the_first_op_of_the_first_differing_cell(
 
 
 @pytest.mark.slow
+def test_several_notebooks_are_traced_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`repro verify A B --trace` traces each notebook that differs (it once dropped --trace)."""
+    steady = tmp_path / "steady.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), steady)
+    path = trace_notebook(tmp_path / "diverges.ipynb")
+    code = main(["verify", str(steady), str(path), "--trace", "--json", "--jobs", "1"])
+    first, second = json.loads(capsys.readouterr().out)
+    assert code == 1 and first["reproducible"] is True and first["first_differing_op"] is None
+    op = second["first_differing_op"]
+    assert op is not None and op["op"] == "aten.rand.generator" and op["line"] == "cell 3, line 2"
+
+
+@pytest.mark.slow
 def test_save_trace_then_against_names_the_sum_that_the_thread_count_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,7 +6,10 @@ starts the kernel with ``PYTHONHASHSEED`` (and ``CUBLAS_WORKSPACE_CONFIG``) set.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterator
 
 from repro._seed import check_seed
 from repro.frameworks.torch import CUBLAS_WORKSPACE_CONFIG
@@ -49,6 +52,22 @@ def check_kernel_name(name: str) -> str:
     return name.lower()
 
 
+@contextlib.contextmanager
+def _quiet_debugger_import() -> Iterator[None]:
+    # ipykernel 6 imports debugpy with its kernelspec, and debugpy's pydevd then warns on
+    # stderr about frozen modules (Python >= 3.11): four lines before `repro kernel install`
+    # says anything. The variable is pydevd's own switch, read once at import; it is set
+    # for the import only, and a user's own setting stands.
+    if "PYDEVD_DISABLE_FILE_VALIDATION" in os.environ:
+        yield
+        return
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["PYDEVD_DISABLE_FILE_VALIDATION"]
+
+
 def install_kernel(
     name: str = DEFAULT_KERNEL_NAME,
     *,
@@ -65,7 +84,8 @@ def install_kernel(
     reads once, when CUDA starts. ``prefix`` wins over ``user``. An existing
     kernelspec of the same name is replaced.
     """
-    from ipykernel.kernelspec import install
+    with _quiet_debugger_import():
+        from ipykernel.kernelspec import install
     from jupyter_client.kernelspec import KernelSpecManager
 
     hash_seed = check_seed(hash_seed, "hash_seed")

@@ -225,7 +225,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         report = verify_notebook(
             notebook,
-            **dataclasses.asdict(dataclasses.replace(_settings(args), trace=args.trace)),
+            **dataclasses.asdict(_settings(args)),
             save=Path(args.save) if args.save else None,
             against=Path(args.against) if args.against else None,
             progress=not args.quiet and not args.json and sys.stderr.isatty(),
@@ -243,7 +243,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    """The verify options (runs, kernel, timeout, hash seed, jobs, ignored names) as
+    """The verify options (runs, kernel, timeout, hash seed, jobs, ignored names, trace) as
     ``_notebook_checks.Settings``, for one notebook and for several alike."""
     from repro._notebook_checks import Settings
 
@@ -254,6 +254,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         hash_seed=args.hash_seed,
         jobs=args.jobs,
         ignore=tuple(args.ignore),
+        trace=args.trace,
     )
 
 
