@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from repro._verify import advice
 from repro._verify.notebook import (
     CellRecord,
     Run,
@@ -59,6 +60,8 @@ def notebook(path: Path, noisy: bool) -> Path:
         new_code_cell("object()"),  # 7: an address, ignored
         new_code_cell("print(get_ipython().execution_count)"),  # 8: silent reads do not count
     ]
+    if noisy:  # 9: a source of its own, after the first
+        cells.append(new_code_cell("picked = random.Random().random()"))
     nbformat.write(new_notebook(cells=cells), path)
     return path
 
@@ -122,7 +125,12 @@ def test_the_first_nondeterministic_cell_is_named_and_no_earlier_one(noisy_resul
     assert by_name["noise"].startswith("noise: ndarray float64 (6,): 6 of 6 elements differ")
     # Too large to travel element by element: described by mean, min and max.
     assert by_name["big"].startswith("big: ndarray float64 (5000,): values differ: mean ")
-    assert report["downstream_cells"] == [6]  # the printed total; not the object() cell
+    assert report["downstream_cells"] == [6, 9]  # the printed total; not the object() cell
+    # Cell 9 is not only downstream: its own code draws from a generator seeded by the OS.
+    [[later]] = report["later_causes"].values()
+    assert list(report["later_causes"]) == ["9"] and later["evidence"] == "`Random()`"
+    assert later["cause"] == "a generator seeded from the operating system"
+    assert "repro.rng()" in later["fix"]
     assert any("object addresses (at 0x...) (2)" in line for line in report["ignored"])
     # The cause, found in the cell's code, and its fix.
     [cause] = report["causes"]
@@ -850,3 +858,30 @@ def test_with_more_runs_the_earliest_differing_cell_over_all_of_them_is_named() 
     assert report.first == 3 and other is second
     report, other = earliest_difference("nb.ipynb", [first, run("1", "x", "p")], 2)
     assert report.first is None and other is first
+
+
+def test_a_later_cell_with_a_cause_of_its_own_is_named_once_with_its_fix() -> None:
+    """Later cells: a clue already named (the first cell's) or named for an earlier later cell
+    is not repeated; a function of an earlier cell is followed; the text says each once."""
+    from repro._verify.notebook_report import NotebookReport, later_causes
+
+    source = {
+        2: "import time, numpy as np\ndef stamp():\n    return time.time()",
+        3: "gen = np.random.default_rng()\nx = gen.random(3)",
+        4: "y = x * 2",
+        5: "other = np.random.default_rng()\nz = other.random(3)",
+        6: "t = stamp()",
+        7: "u = stamp() + 1",
+    }
+    report = NotebookReport("nb.ipynb", 2, first=3, downstream=[4, 5, 6, 7])
+    report.causes = [advice.OS_SEEDED.with_evidence("`default_rng()`")]
+    found = later_causes(report, source)
+    assert list(found) == [6]  # 5's clue is the first cell's; 7's is 6's
+    [clue] = found[6]
+    assert clue.name == advice.VARYING.name
+    assert clue.evidence == "`time.time(` in `stamp`, an earlier cell's"
+    report.later_causes = found
+    text = str(report)
+    assert "later cells that differ, downstream of cell 3: 4, 5, 6, 7" in text
+    assert text.count("may also differ on its own") == 1
+    assert f"  cell 6 may also differ on its own: {clue}" in text

@@ -44,6 +44,7 @@ from repro._verify.notebook_report import (
     compare_environments,
     compare_runs,
     label,
+    later_causes,
     rich_outputs,
 )
 from repro._verify.outputs import normalize_outputs
@@ -488,6 +489,7 @@ def verify_notebook(
         report.causes = causes(
             report, recorded, done[0], source.get(report.first, ""), None, _before(source, report)
         )
+        report.later_causes = later_causes(report, source)
         report.ignored = skipped_lines(path) + report.ignored
         if trace and report.first is not None:
             cell = _recorded_cell(recorded, report)
@@ -538,6 +540,7 @@ def verify_notebook(
     report.causes = causes(
         report, done[0], other, source.get(report.first, ""), hashing, _before(source, report)
     )
+    report.later_causes = later_causes(report, source)
     report.ignored = skipped_lines(path) + report.ignored
     if trace and report.first is not None:
         cell = next((c for c in done[0].cells if c.position == report.first), None)

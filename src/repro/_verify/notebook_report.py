@@ -120,6 +120,8 @@ class NotebookReport:
     first_id: str | None = None
     items: list[Difference] = field(default_factory=list)
     downstream: list[int] = field(default_factory=list)
+    #: later differing cells whose own code points at a cause: position -> causes
+    later_causes: dict[int, list[Cause]] = field(default_factory=dict)
     cells: int = 0
     #: what was not compared, and why, one line each
     ignored: list[str] = field(default_factory=list)
@@ -190,6 +192,8 @@ class NotebookReport:
             if self.downstream:
                 cells = ", ".join(str(p) for p in self.downstream)
                 lines.append(f"later cells that differ, downstream of cell {self.first}: {cells}")
+                for position, found in self.later_causes.items():
+                    lines += [f"  cell {position} may also differ on its own: {c}" for c in found]
         if self.changes:
             lines.append("the notebook changed since the recording:")
             lines += [f"  {line}" for line in self.changes]
@@ -217,6 +221,12 @@ class NotebookReport:
             "first_differing_cell_id": self.first_id,
             "differences": [dict(item.as_dict(), text=str(item)) for item in self.items],
             "downstream_cells": self.downstream,
+            "later_causes": {
+                str(position): [
+                    {"cause": c.name, "evidence": c.evidence, "fix": c.fix} for c in found
+                ]
+                for position, found in self.later_causes.items()
+            },
             "code_cells": self.cells,
             "ignored": self.ignored,
             "environment_differences": self.environment,
@@ -618,6 +628,31 @@ def causes(
     ):
         found.append(advice.NONDETERMINISTIC_OP)
     return found or [advice.UNKNOWN]
+
+
+def later_causes(report: NotebookReport, source: dict[int | None, str]) -> dict[int, list[Cause]]:
+    """The causes that later differing cells' own code points at (an unseeded generator, the
+    clock, a function of an earlier cell that reads either), beyond those already named: a
+    later cell can be a source of its own and not only downstream of the first, and fixing
+    the first alone would leave it. ``source``: each code cell's code by position."""
+    named = {(c.name, c.evidence) for c in report.causes}
+    found: dict[int, list[Cause]] = {}
+    for position in report.downstream:
+        code = source.get(position, "")
+        earlier = "\n".join(c for p, c in sorted(source.items()) if p is not None and p < position)
+        clues = advice.causes_in_code(code)
+        for name, body in advice.definitions_used(earlier, code):
+            clues += [
+                clue.with_evidence(f"{clue.evidence} in `{name}`, an earlier cell's")
+                for clue in advice.causes_in_code(body)
+            ]
+        loader = advice.loader_in_use(earlier, code)
+        clues += [loader] if loader is not None else []
+        new = [c for c in clues if (c.name, c.evidence) not in named]
+        named |= {(c.name, c.evidence) for c in new}
+        if new:
+            found[position] = new
+    return found
 
 
 #: Causes whose values vary by chance, which a hash-seed rerun can match by luck.
