@@ -885,3 +885,50 @@ def test_a_later_cell_with_a_cause_of_its_own_is_named_once_with_its_fix() -> No
     assert "later cells that differ, downstream of cell 3: 4, 5, 6, 7" in text
     assert text.count("may also differ on its own") == 1
     assert f"  cell 6 may also differ on its own: {clue}" in text
+
+
+def test_runs_that_write_the_same_file_are_run_again_one_after_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Side by side, two kernels share the notebook's folder: one read the other's half-written
+    file (a cell raised, or a variable differed). Deterministic, so reproducible: verify sees
+    the folder written and runs again one after the other, and says so."""
+    cells = [
+        new_code_cell("import numpy as np\nx = np.arange(10**6, dtype=float)"),
+        new_code_cell(
+            "for i in range(30):\n"
+            "    np.save('shared.npy', x * i)\n"
+            "    y = np.load('shared.npy')\n"
+            "    assert (y == x * i).all(), i\n"
+            "total = float(y.sum())"
+        ),
+    ]
+    path = tmp_path / "save_load.ipynb"
+    nbformat.write(new_notebook(cells=cells), path)
+    (tmp_path / ".hidden").mkdir()
+    code, out, _ = verify([str(path), "--jobs", "2"], capsys)
+    assert code == 0, out
+    assert "note: the runs wrote to the notebook's folder (shared.npy) and side by side" in out
+    # A notebook that writes nothing is not run again, and its report says nothing of it.
+    quiet = tmp_path / "quiet" / "reads.ipynb"
+    quiet.parent.mkdir()
+    nbformat.write(new_notebook(cells=[new_code_cell("import random\nrandom.random()")]), quiet)
+    code, out, _ = verify([str(quiet), "--jobs", "2"], capsys)
+    assert code == 1 and "wrote to the notebook's folder" not in out
+
+
+def test_files_written_are_those_created_changed_or_removed(tmp_path: Path) -> None:
+    from repro._verify.notebook import files_written, folder_files
+
+    (tmp_path / "kept.txt").write_text("a")
+    (tmp_path / "changed.txt").write_text("a")
+    (tmp_path / "gone.txt").write_text("a")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "sub").mkdir()
+    before = folder_files(tmp_path)
+    (tmp_path / "changed.txt").write_text("ab")
+    (tmp_path / "gone.txt").unlink()
+    (tmp_path / "sub" / "new.npy").write_bytes(b"x")
+    (tmp_path / ".ipynb_checkpoints" / "nb-checkpoint.ipynb").write_text("{}")
+    written = files_written(before, folder_files(tmp_path))
+    assert written == ["changed.txt", "gone.txt", str(Path("sub") / "new.npy")]

@@ -21,6 +21,8 @@ hash seed pinned, and named as str hashing if it goes away.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import dataclasses
 import json
 import os
@@ -266,6 +268,14 @@ async def _run_notebook(
                 f"the kernel {kernel!r} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}",
                 _kernel_stderr(stderr),
             ) from None
+        finally:
+            # A run cancelled (another one failed) while nbclient shut its kernel down leaves
+            # nbclient's exit hook registered, which then fails with a traceback when Python
+            # exits, and maybe the kernel running: unregister it, and end the kernel here.
+            atexit.unregister(client._cleanup_kernel)
+            if km.has_kernel:
+                with contextlib.suppress(Exception):
+                    await km.shutdown_kernel(now=True)
     return run
 
 
@@ -458,27 +468,58 @@ def verify_notebook(
         seeds = [str(secrets.randbits(32)) for _ in range(total)]
     else:
         seeds = [str(hash_seed)] * total
-    bar = _Progress(total, sys.stderr) if progress else None
-    try:
-        keep = _trace_budget() if trace and save is not None else None
-        done = asyncio.run(
-            _run_all(
-                path,
-                seeds,
-                kernel,
-                timeout,
-                ignore,
-                jobs or default_jobs(total),
-                bar,
-                environment=save is not None or against is not None,
-                trace_first=keep,
+    keep = _trace_budget() if trace and save is not None else None
+
+    def run_all(at_once: int) -> list[Run]:
+        bar = _Progress(total, sys.stderr) if progress else None
+        try:
+            return asyncio.run(
+                _run_all(
+                    path,
+                    seeds,
+                    kernel,
+                    timeout,
+                    ignore,
+                    at_once,
+                    bar,
+                    environment=save is not None or against is not None,
+                    trace_first=keep,
+                )
             )
-        )
+        finally:
+            if bar is not None:
+                bar.close()
+
+    at_once = min(jobs or default_jobs(total), total)
+    folder = path.resolve().parent
+    before = folder_files(folder) if at_once > 1 else None
+    failed: VerifyError | None = None
+    try:
+        done = run_all(at_once)
     except VerifyError as exc:
-        return NotebookReport(name, total, error=exc.line, details=exc.details)
-    finally:
-        if bar is not None:
-            bar.close()
+        failed, done = exc, []
+    written = files_written(before, folder_files(folder)) if before is not None else []
+    side_note = None
+    if written and (failed is not None or earliest_difference(name, done, runs, ignore)[0].first):
+        # Runs side by side share the notebook's folder: one can read a file the other is
+        # half-way through writing (np.savez then np.load, torch.save then torch.load). Once
+        # more, one after the other, as a person runs a notebook twice.
+        shown = ", ".join(written[:5]) + (f" and {len(written) - 5} more" if written[5:] else "")
+        side_note = (
+            f"the runs wrote to the notebook's folder ({shown}) and side by side could read "
+            "each other's files: verify ran them again one after the other"
+        )
+        if progress:
+            print(f"repro verify: {side_note}", file=sys.stderr, flush=True)
+        at_once, failed = 1, None
+        try:
+            done = run_all(1)
+        except VerifyError as exc:
+            failed = exc
+    if failed is not None:
+        report = NotebookReport(name, total, error=failed.line, details=failed.details)
+        report.notes += [side_note] if side_note else []
+        return report
     if save is not None:
         save_recording(save, path, done[0])
     source = _sources(path)
@@ -520,7 +561,7 @@ def verify_notebook(
                     kernel,
                     timeout,
                     ignore,
-                    jobs or default_jobs(2),
+                    at_once if side_note else jobs or default_jobs(2),
                     None,
                 )
             )
@@ -535,6 +576,8 @@ def verify_notebook(
                 f"cell {report.first} "
                 + ("gave each run's result back" if hashing else "still differed")
             )
+    if side_note is not None:
+        report.notes.insert(0, side_note)
     if pinned_by_kernel is not None:
         report.notes.append(f"the kernel {kernel!r} pins PYTHONHASHSEED={pinned_by_kernel}")
     report.causes = causes(
@@ -548,6 +591,45 @@ def verify_notebook(
         seeds = [other.hash_seed] if kept else [done[0].hash_seed, other.hash_seed]
         _trace_first_cell(path, report, kept, seeds, kernel, timeout)
     return report
+
+
+#: At most this many entries of the notebook's folder are looked at for files the runs wrote.
+_FOLDER_ENTRIES = 20_000
+
+
+def folder_files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file under ``folder`` (hidden entries and ``__pycache__`` left out, at most
+    :data:`_FOLDER_ENTRIES` entries): its path relative to ``folder`` -> (mtime ns, size)."""
+    found: dict[str, tuple[int, int]] = {}
+    pending, seen = [folder], 0
+    while pending and seen < _FOLDER_ENTRIES:
+        current = pending.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if entry.name.startswith(".") or entry.name == "__pycache__":
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file():
+                    stat = entry.stat()
+                    found[os.path.relpath(entry.path, folder)] = (stat.st_mtime_ns, stat.st_size)
+            except OSError:
+                continue
+    return found
+
+
+def files_written(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> list[str]:
+    """The files created, changed or removed between two :func:`folder_files`, sorted."""
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
 
 
 def earliest_difference(
