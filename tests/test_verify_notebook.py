@@ -591,6 +591,9 @@ def test_timings_and_the_ids_that_display_libraries_draw_are_not_differences(
         "fig = go.Figure(go.Scatter(y=[1, 3, 2]))\n"
         "fig.show()\n"
         "fig.show(renderer='notebook_connected')",
+        "%matplotlib inline\n%config InlineBackend.figure_formats = ['svg']\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.plot([1, 3, 2], marker='o')\nplt.imshow([[0, 1], [1, 0]])\nplt.show()",
     ]
     path = tmp_path / "displays.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
@@ -601,6 +604,7 @@ def test_timings_and_the_ids_that_display_libraries_draw_are_not_differences(
         "timings printed by %time and %timeit",
         "pandas Styler table ids",
         "element ids in HTML and JavaScript",
+        "SVG figure dates and element ids (matplotlib)",
     ):
         assert label in said, said
 
@@ -634,6 +638,16 @@ def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
     assert shown(f'<div id="{run_a}"></div>', "text/html") == shown(
         f'<div id="{run_b}"></div>', "text/html"
     )
+    # Matplotlib's SVG: the date and the salted ids vary, the drawing does not.
+    svg = (
+        "<svg><metadata><dc:date>{date}</dc:date></metadata>"
+        '<clipPath id="{id}"><rect x="0"/></clipPath><path d="{d}" clip-path="url(#{id})"/></svg>'
+    )
+    one = svg.format(date="2026-12-01T15:44:38.189706", id="p3be165d4d1", d="M 0 1")
+    two = svg.format(date="2026-12-01T15:44:38.155122", id="p70b2af20ea", d="M 0 1")
+    other = svg.format(date="2026-12-01T15:44:38.155122", id="p70b2af20ea", d="M 0 2")
+    assert shown(one, "image/svg+xml") == shown(two, "image/svg+xml")
+    assert shown(one, "image/svg+xml") != shown(other, "image/svg+xml")
 
 
 def test_a_plot_or_html_that_differs_is_shown_by_display_and_kind(tmp_path: Path) -> None:

@@ -85,6 +85,16 @@ IGNORED_MARKUP: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "<id>",
     ),
     ("pandas Styler table ids", re.compile(r"\bT_[0-9a-f]{5}(?=[_\"'\s])"), "T_<id>"),
+    # Matplotlib's SVG: the date it was drawn, and element ids hashed with a fresh uuid4 salt
+    # (clip paths p…, markers m…, hatches h…, images, path collections C…_…_…).
+    (
+        "SVG figure dates and element ids (matplotlib)",
+        re.compile(
+            r"(?<=<dc:date>)[^<]*(?=</dc:date>)"
+            r"|(?<=[\"#])(?:[hmp]|image|Im_image|C[0-9a-f]+_[0-9a-f]+_)[0-9a-f]{10}(?=[\")])"
+        ),
+        "<id>",
+    ),
 )
 
 _MARKUP = ("text/html", "application/javascript", "image/svg+xml")
