@@ -223,6 +223,17 @@ def test_a_fitted_search_is_compared_without_the_durations_scikit_learn_measured
     assert digest({"fit_time": 1.0}) != digest({"fit_time": 2.0})
 
 
+def test_what_timeit_dash_o_returns_is_compared_as_the_figures_timeit_prints(shell) -> None:
+    """`r = %timeit -o ...` in a real shell: the figures are left out of outputs, so the
+    object that holds them is too; the value timed is not in it."""
+    shell.run_cell("a = %timeit -q -o -n 5 -r 3 sum(range(50))")
+    shell.run_cell("b = %timeit -q -o -n 7 -r 2 sum(range(5000))")
+    a, b = shell.user_ns["a"], shell.user_ns["b"]
+    assert (a.loops, a.all_runs) != (b.loops, b.all_runs)
+    assert digest(a) == digest(b)
+    assert [leaf.value for leaf in _digest.leaves(a)] == [_digest.TIMEIT]
+
+
 def test_a_dataframe_is_compared_column_by_column() -> None:
     import pandas as pd
 

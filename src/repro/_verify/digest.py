@@ -154,6 +154,10 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
                 yield from _walk(series.to_numpy(), where, seen, depth)
         else:
             yield from _walk(value.__array__(), path, seen, depth)
+    elif _module(value) == "IPython" and type(value).__name__ == "TimeitResult":
+        # `r = %timeit -o ...`: only what the clock measured (and the loop count it chose),
+        # as the figures %timeit prints, which outputs leave out too.
+        yield Leaf(path, TIMEIT)
     elif hasattr(value, "__dict__") and not isinstance(value, _CODE):
         yield Leaf(f"{path}#type", type(value).__qualname__)
         module = _module(value)
@@ -176,6 +180,8 @@ _SKLEARN_DURATIONS = ("refit_time_", "cv_results_")
 _SKLEARN_TIME_KEY = re.compile(r"^(?:mean|std|split\d+)_(?:fit|score)_time$")
 #: The leaf that stands for a duration left out.
 DURATION = "<a duration scikit-learn measured: not compared>"
+#: The leaf that stands for ``%timeit -o``'s result.
+TIMEIT = "<timings %timeit measured: not compared>"
 
 
 def _without_durations(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[Leaf]:
