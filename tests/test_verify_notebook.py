@@ -887,17 +887,20 @@ def test_a_later_cell_with_a_cause_of_its_own_is_named_once_with_its_fix() -> No
         6: "t = stamp()",
         7: "u = stamp() + 1",
     }
-    report = NotebookReport("nb.ipynb", 2, first=3, downstream=[4, 5, 6, 7])
+    source[8] = "w = np.empty(3)\nw[:] = z\nv = time.perf_counter() - stamp()"
+    report = NotebookReport("nb.ipynb", 2, first=3, downstream=[4, 5, 6, 7, 8])
     report.causes = [advice.OS_SEEDED.with_evidence("`default_rng()`")]
     found = later_causes(report, source)
-    assert list(found) == [6]  # 5's clue is the first cell's; 7's is 6's
+    # 5's clue is the first cell's; 7's is 6's; 8: np.empty is not one, the clock twice is one.
+    assert list(found) == [6, 8]
+    assert [c.evidence for c in found[8]] == ["`time.perf_counter(`"]
     [clue] = found[6]
     assert clue.name == advice.VARYING.name
     assert clue.evidence == "`time.time(` in `stamp`, an earlier cell's"
     report.later_causes = found
     text = str(report)
-    assert "later cells that differ, downstream of cell 3: 4, 5, 6, 7" in text
-    assert text.count("may also differ on its own") == 1
+    assert "later cells that differ, downstream of cell 3: 4, 5, 6, 7, 8" in text
+    assert text.count("may also differ on its own") == 2
     assert f"  cell 6 may also differ on its own: {clue}" in text
 
 
@@ -929,6 +932,27 @@ def test_runs_that_write_the_same_file_are_run_again_one_after_the_other(
     nbformat.write(new_notebook(cells=[new_code_cell("import random\nrandom.random()")]), quiet)
     code, out, _ = verify([str(quiet), "--jobs", "2"], capsys)
     assert code == 1 and "wrote to the notebook's folder" not in out
+
+
+def test_a_global_stream_first_used_in_the_differing_cell_is_named_as_unseeded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NumPy imported and drawn from in the same cell, by a name no clue knows
+    (`from numpy.random import randn`; scipy's `norm.rvs()`; an estimator without
+    `random_state`): its global stream was never seeded, and the report says so."""
+    cells = [
+        new_code_cell("steps = 5"),
+        new_code_cell("from numpy.random import randn\nwalk = randn(steps).cumsum()"),
+        new_code_cell("print(walk[-1])"),
+    ]
+    path = tmp_path / "walk.ipynb"
+    nbformat.write(new_notebook(cells=cells), path)
+    code, out, _ = verify([str(path), "--json", "--hash-seed", "0"], capsys)
+    report = json.loads(out)
+    assert code == 1 and report["first_differing_cell"] == 2
+    [cause] = report["causes"]
+    assert cause["cause"] == "unseeded global random streams"
+    assert cause["evidence"] == "NumPy unseeded, first used in this cell"
 
 
 def test_files_written_are_those_created_changed_or_removed(tmp_path: Path) -> None:

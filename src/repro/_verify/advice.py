@@ -121,6 +121,8 @@ _GLOBAL_DRAW = re.compile(
     r"|\brandom\.(?:random|randint|choice|choices|shuffle|sample|uniform|gauss|randrange)\("
     r"|\btorch\.(?:rand|randn|randint|randperm|normal|bernoulli|multinomial|poisson)"
     r"(?:_like)?\("
+    # scipy.stats draws from NumPy's global stream unless given a random_state
+    r"|\.rvs\((?![^)]*random_state)"
 )
 
 

@@ -623,6 +623,24 @@ def causes(
         # A value drawn by chance (a generator from the OS, the clock, uninitialised memory)
         # can repeat each run's result from its hash seed by luck: the code's clue stands.
         found = [c for c in found if c.name != advice.HASHING.name]
+    if not found and first_a is not None and not hashing:
+        # A global stream first seen after this cell (the cell imported NumPy, or it is the
+        # first cell) that differs: unseeded from the start, and nothing else in the code
+        # explains the cell (scipy's `norm.rvs()`, an estimator without `random_state`).
+        had = before_b.rng if before_b is not None else {}
+        fresh = [
+            s
+            for s in first_b.rng
+            if s not in had
+            and first_a.rng.get(s) is not None
+            and first_a.rng.get(s) != first_b.rng.get(s)
+        ]
+        if fresh:
+            found.append(
+                advice.GLOBAL_STREAMS.with_evidence(
+                    ", ".join(fresh) + " unseeded, first used in this cell"
+                )
+            )
     if not found and all(
         item.what == "summary" or item.max_abs is not None for item in report.items
     ):
@@ -648,7 +666,16 @@ def later_causes(report: NotebookReport, source: dict[int | None, str]) -> dict[
             ]
         loader = advice.loader_in_use(earlier, code)
         clues += [loader] if loader is not None else []
-        new = [c for c in clues if (c.name, c.evidence) not in named]
+        # Uninitialised memory is left out here: `np.empty` filled at once is the common case,
+        # and a later cell that differs is most often downstream. One clue per cause.
+        new: list[Cause] = []
+        for clue in clues:
+            if (
+                clue.name != advice.UNINITIALIZED.name
+                and (clue.name, clue.evidence) not in named
+                and all(clue.name != c.name for c in new)
+            ):
+                new.append(clue)
         named |= {(c.name, c.evidence) for c in new}
         if new:
             found[position] = new
