@@ -234,6 +234,29 @@ def test_what_timeit_dash_o_returns_is_compared_as_the_figures_timeit_prints(she
     assert [leaf.value for leaf in _digest.leaves(a)] == [_digest.TIMEIT]
 
 
+def test_threads_and_pools_are_compared_by_type_and_their_results_by_value() -> None:
+    """A thread pool started as many threads as the timing asked for, each with an OS id: how
+    the work ran. What it computed is compared."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Worker(threading.Thread):
+        pass
+
+    def pool_and_results(tasks: int) -> tuple[ThreadPoolExecutor, list[int]]:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(abs, range(-tasks, 0)))
+        return pool, results
+
+    (one, a), (other, b) = pool_and_results(3), pool_and_results(40)
+    assert digest(one) == digest(other)
+    assert digest({"pool": one, "out": a}) != digest({"pool": other, "out": b})
+    first, second = Worker(), Worker()
+    first.start(), first.join()
+    assert digest(first) == digest(second)  # one ran, with an id; the other never started
+    assert digest(first) != digest(threading.Thread())  # another type
+
+
 def test_a_dataframe_is_compared_column_by_column() -> None:
     import pandas as pd
 

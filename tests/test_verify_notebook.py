@@ -638,6 +638,10 @@ def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
     assert shown(f'<div id="{run_a}"></div>', "text/html") == shown(
         f'<div id="{run_b}"></div>', "text/html"
     )
+    # memory_profiler's %memit: what the process held.
+    assert shown("peak memory: 67.35 MiB, increment: 2.62 MiB\n") == shown(
+        "peak memory: 67.26 MiB, increment: -0.5 MiB\n"
+    )
     # Matplotlib's SVG: the date and the salted ids vary, the drawing does not.
     svg = (
         "<svg><metadata><dc:date>{date}</dc:date></metadata>"
@@ -706,6 +710,10 @@ def test_the_clues_a_cells_code_gives() -> None:
     assert named("now = pd.Timestamp.now()") == [varying]
     assert named("stamp = np.datetime64('now')") == [varying]
     assert named("t = timeit.default_timer()") == [varying]
+    # A benchmark: timeit's Timer, torch.utils.benchmark's, and their autorange.
+    assert named("print(f'{t0.timeit(100) / 100 * 1e6:>5.1f} us')") == [varying]
+    assert named("m = benchmark.Timer(stmt='f(x)').blocked_autorange()") == [varying]
+    assert named("y = x.repeat(3)\nz = np.repeat(x, 2)") == []
     assert named("t = record.time()\nfrom datetime import time\nnoon = time(12)") == []
     assert named("x = torch.empty(2, 3)") == [empty]
     assert named("y = np.empty_like(a)\nz = t.new_empty((2,))") == [empty]

@@ -105,6 +105,8 @@ _CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
             r"|mkdtemp|mkstemp|TemporaryDirectory|NamedTemporaryFile|gettempdir"
             r"|os\.getpid|os\.urandom|secrets\.\w+|Timestamp\.(?:now|today)"
             r"|timeit\.default_timer)\s*\("
+            # a benchmark: timeit's and torch.utils.benchmark's Timer(...).timeit(n), autorange
+            r"|\.(?:timeit|(?:blocked_|adaptive_)?autorange)\s*\("
             # ``from time import time, perf_counter``: the bare call, which takes no arguments
             r"|(?<![\w.])(?:time|perf_counter|monotonic|process_time|default_timer)(?:_ns)?"
             r"\(\s*\)"

@@ -18,6 +18,7 @@ import math
 import re
 import struct
 import sys
+import threading
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -154,6 +155,10 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
                 yield from _walk(series.to_numpy(), where, seen, depth)
         else:
             yield from _walk(value.__array__(), path, seen, depth)
+    elif _module(value) in _RUNTIME or isinstance(value, threading.Thread):
+        # Threads, processes, pools, locks, queues, sockets: how the work ran, not what it
+        # computed (thread ids, pids, and how many workers a pool started vary by run).
+        yield Leaf(f"{path}#type", type(value).__qualname__)
     elif _module(value) == "IPython" and type(value).__name__ == "TimeitResult":
         # `r = %timeit -o ...`: only what the clock measured (and the loop count it chose),
         # as the figures %timeit prints, which outputs leave out too.
@@ -180,6 +185,20 @@ _SKLEARN_DURATIONS = ("refit_time_", "cv_results_")
 _SKLEARN_TIME_KEY = re.compile(r"^(?:mean|std|split\d+)_(?:fit|score)_time$")
 #: The leaf that stands for a duration left out.
 DURATION = "<a duration scikit-learn measured: not compared>"
+#: Modules whose objects are the machinery of running (compared by type only).
+_RUNTIME = frozenset(
+    {
+        "threading",
+        "_thread",
+        "concurrent",
+        "multiprocessing",
+        "asyncio",
+        "queue",
+        "subprocess",
+        "socket",
+        "selectors",
+    }
+)
 #: The leaf that stands for ``%timeit -o``'s result.
 TIMEIT = "<timings %timeit measured: not compared>"
 

@@ -62,6 +62,12 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
         ),
         "<timing>",
     ),
+    # memory_profiler's %memit: what the process held, which varies from run to run.
+    (
+        "memory figures printed by %memit",
+        re.compile(r"peak memory: [\d.]+ MiB, increment: -?[\d.]+ MiB"),
+        "peak memory: <memory>",
+    ),
     (  # lines that only a slow compile or a cached result adds: left out whole
         "timings printed by %time and %timeit",
         re.compile(
