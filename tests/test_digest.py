@@ -257,6 +257,34 @@ def test_threads_and_pools_are_compared_by_type_and_their_results_by_value() -> 
     assert digest(first) != digest(threading.Thread())  # another type
 
 
+def test_markup_in_a_variable_is_compared_without_the_ids_libraries_draw() -> None:
+    """An animation's HTML (cached on the object too), plotly's to_html(): uuid4 element ids
+    drawn afresh each time, as in displayed markup. Text that is not markup keeps its ids."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+    from matplotlib.animation import FuncAnimation
+
+    def animation(last: float) -> FuncAnimation:
+        fig, ax = plt.subplots()
+        (line,) = ax.plot([0.0, last])
+        ani = FuncAnimation(fig, lambda i: line.set_ydata([0.0, last * i]), frames=2)
+        ani.to_jshtml()  # cached in the object
+        plt.close(fig)
+        return ani
+
+    one, two = animation(1.0), animation(1.0)
+    assert one._html_representation != two._html_representation  # the ids differ...
+    assert digest(one) == digest(two)  # ...and the drawing does not
+    assert digest(one) != digest(animation(2.0))
+    fig = go.Figure(go.Scatter(y=[1, 3, 2]))
+    assert fig.to_html() != fig.to_html() and digest(fig.to_html()) == digest(fig.to_html())
+    run_a, run_b = "2c4ee0c6-5c0b-4b52-bb1a-ef84e0d29e47", "9f0e5d1a-0c2b-4d4e-8f3a-1b2c3d4e5f60"
+    assert digest(f"run {run_a} < 2") != digest(f"run {run_b} < 2")  # not markup: compared
+
+
 def test_a_dataframe_is_compared_column_by_column() -> None:
     import pandas as pd
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import xxhash
 
+from repro._verify.markup import normalize_markup
+
 __all__ = [
     "CHUNK_BYTES",
     "DigestError",
@@ -97,6 +99,11 @@ def leaves(value: Any, path: str = "") -> Iterator[Leaf]:
 
 
 def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[Leaf]:
+    if isinstance(value, str) and "<" in value:
+        # Markup held in a variable (plotly's fig.to_html(), an animation's cached HTML):
+        # compared without the element ids drawn afresh, as displayed markup is.
+        yield Leaf(path, normalize_markup(value))
+        return
     if isinstance(value, _SCALARS):
         yield Leaf(path, value)
         return

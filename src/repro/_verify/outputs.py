@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from repro._verify.digest import ADDRESS, digest
+from repro._verify.markup import IGNORED_MARKUP, normalize_markup
 
 __all__ = [
     "IGNORED",
@@ -76,30 +77,6 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
             re.M,
         ),
         "",
-    ),
-)
-
-#: What only markup (HTML, JavaScript) leaves out: the element ids that plotting and table
-#: libraries draw afresh for each display, which no reader sees.
-IGNORED_MARKUP: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    (
-        "element ids in HTML and JavaScript (UUIDs: plotly, bokeh, altair)",
-        re.compile(
-            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-            r"|(?<=altair-viz-)[0-9a-f]{32}\b"
-        ),
-        "<id>",
-    ),
-    ("pandas Styler table ids", re.compile(r"\bT_[0-9a-f]{5}(?=[_\"'\s])"), "T_<id>"),
-    # Matplotlib's SVG: the date it was drawn, and element ids hashed with a fresh uuid4 salt
-    # (clip paths p…, markers m…, hatches h…, images, path collections C…_…_…).
-    (
-        "SVG figure dates and element ids (matplotlib)",
-        re.compile(
-            r"(?<=<dc:date>)[^<]*(?=</dc:date>)"
-            r"|(?<=[\"#])(?:[hmp]|image|Im_image|C[0-9a-f]+_[0-9a-f]+_)[0-9a-f]{10}(?=[\")])"
-        ),
-        "<id>",
     ),
 )
 
@@ -184,7 +161,7 @@ def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, A
         elif isinstance(value, str):
             value = normalize_text(value, ignored)
         if mime in _MARKUP and isinstance(value, str):
-            value = normalize_text(value, ignored, IGNORED_MARKUP)
+            value = normalize_markup(value, ignored, force=True)
         bundle[mime] = value
     return bundle
 
