@@ -285,6 +285,33 @@ def test_markup_in_a_variable_is_compared_without_the_ids_libraries_draw() -> No
     assert digest(f"run {run_a} < 2") != digest(f"run {run_b} < 2")  # not markup: compared
 
 
+def test_a_fitted_tree_and_a_forests_trees_are_compared_by_their_nodes() -> None:
+    """scikit-learn's Tree is compiled: no __dict__, and a repr without its nodes. It is
+    compared by its pickled state, and a forest's trees are walked, as the results they are."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = make_classification(n_samples=300, random_state=0)
+
+    def tree(seed: int) -> DecisionTreeClassifier:
+        return DecisionTreeClassifier(random_state=seed).fit(x, y)
+
+    def forest(seed: int) -> RandomForestClassifier:
+        return RandomForestClassifier(n_estimators=5, random_state=seed).fit(x, y)
+
+    assert digest(tree(0).tree_) == digest(tree(0).tree_)
+    assert digest(tree(0).tree_) != digest(tree(1).tree_)
+    assert digest(tree(0)) != digest(tree(1))
+    assert digest(forest(0)) == digest(forest(0))
+    # The forests' trees differ; estimators_ is a list of estimators, two levels down.
+    one, other = forest(0), forest(1)
+    one.random_state = other.random_state = None
+    for a, b in zip(one.estimators_, other.estimators_, strict=True):
+        b.random_state = a.random_state
+    assert digest(one) != digest(other)
+
+
 def test_a_dataframe_is_compared_column_by_column() -> None:
     import pandas as pd
 

@@ -173,7 +173,9 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
     elif hasattr(value, "__dict__") and not isinstance(value, _CODE):
         yield Leaf(f"{path}#type", type(value).__qualname__)
         module = _module(value)
-        own = module == "__main__" or dataclasses.is_dataclass(value)
+        # A notebook's own objects, and scikit-learn's (a forest's trees, a pipeline's steps:
+        # fitted estimators are the results), are walked deeper than a library's.
+        own = module in ("__main__", "sklearn") or dataclasses.is_dataclass(value)
         if depth >= (MAX_OBJECT_DEPTH if own else 1):
             return
         for name, item in vars(value).items():
@@ -181,8 +183,25 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
                 yield from _without_durations(item, f"{path}.{name}", seen, depth + 1)
             else:
                 yield from _walk(item, f"{path}.{name}", seen, depth + 1)
+    elif (state := _own_state(value)) is not None:
+        # A compiled object with its own pickled state (scikit-learn's Tree: nodes and
+        # values), which its repr does not show.
+        yield Leaf(f"{path}#type", type(value).__qualname__)
+        yield from _walk(state, path, seen, depth + 1)
     else:
         yield Leaf(path, _Opaque(strip_addresses(repr(value))))
+
+
+def _own_state(value: Any) -> Any:
+    """What ``value.__getstate__()`` returns when its type defines one of its own (a compiled
+    class's pickled state), else None."""
+    method = getattr(type(value), "__getstate__", None)
+    if method is None or method is getattr(object, "__getstate__", None):
+        return None
+    try:
+        return value.__getstate__()
+    except Exception:  # a state it cannot give: known by its repr
+        return None
 
 
 #: What scikit-learn measures with the clock, in a fitted search (``refit_time_``, and in
