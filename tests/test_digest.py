@@ -302,6 +302,9 @@ def test_a_fitted_tree_and_a_forests_trees_are_compared_by_their_nodes() -> None
 
     assert digest(tree(0).tree_) == digest(tree(0).tree_)
     assert digest(tree(0).tree_) != digest(tree(1).tree_)
+    # Its nodes are a structured array: compared field by field, so a difference names it.
+    paths = [leaf.path for leaf in _digest.leaves(tree(0).tree_)]
+    assert "['nodes']['threshold']" in paths and "['values']" in paths
     assert digest(tree(0)) != digest(tree(1))
     assert digest(forest(0)) == digest(forest(0))
     # The forests' trees differ; estimators_ is a list of estimators, two levels down.

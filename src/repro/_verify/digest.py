@@ -108,7 +108,10 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
         yield Leaf(path, value)
         return
     if _is_ndarray(value):
-        if value.dtype.hasobject:  # pointers, not values: walk the objects
+        if value.dtype.names:  # a structured array: field by field (a difference names it)
+            for field in value.dtype.names:
+                yield from _walk(value[field], f"{path}[{field!r}]", seen, depth)
+        elif value.dtype.hasobject:  # pointers, not values: walk the objects
             yield from _walk(value.tolist(), path, seen, depth)
         else:
             yield Leaf(path, value)
