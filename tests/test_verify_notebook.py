@@ -609,6 +609,33 @@ def test_timings_and_the_ids_that_display_libraries_draw_are_not_differences(
         assert label in said, said
 
 
+def test_nested_progress_bars_compare_as_the_screen_they_leave() -> None:
+    """Real tqdm, an epoch bar over batch bars that vanish (leave=False): how often each
+    redraws is the clock's (here: every step, or once), the cursor moves up to redraw in
+    place, and the screen left at the end is the same. A different screen still differs."""
+    import io
+
+    from tqdm import trange
+
+    def bars(mininterval: float, epochs: int = 3) -> str:
+        out = io.StringIO()
+        for _ in trange(epochs, file=out, mininterval=mininterval, desc="epoch", ascii=True):
+            for _ in trange(40, file=out, mininterval=mininterval, desc="batch", leave=False):
+                pass
+        return out.getvalue()
+
+    def screen(text: str) -> Any:
+        return normalize_outputs(
+            [{"output_type": "stream", "name": "stderr", "text": text}], Counter()
+        )
+
+    often, once = bars(0), bars(10)
+    assert often != once and "\x1b[A" in often
+    assert screen(often) == screen(once)
+    assert screen(often).streams["stderr"] == "epoch: 100%|##########| 3/3 [<time>]\n"
+    assert screen(bars(0, epochs=4)) != screen(once)
+
+
 def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
     def shown(text: str, mime: str | None = None) -> Any:
         out = (

@@ -89,30 +89,53 @@ _SKLEARN_DIAGRAM = "sk-top-container"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+#: What a terminal acts on in a stream: an escape sequence (its argument and letter), a
+#: carriage return, a backspace, a newline, or a run of plain text.
+_TERMINAL = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])|\x1b|(\r\n|[\r\b\n])|([^\x1b\r\b\n]+)")
+
+
 def render_stream(text: str) -> str:
     """``text`` as a terminal shows it: ``\\r`` returns to the line's start and later characters
-    overwrite it, backspace moves one column left, ``\\r\\n`` is a newline."""
-    if "\r" not in text and "\b" not in text:
+    overwrite it, backspace moves one column left, ``\\r\\n`` is a newline, the cursor moves
+    up and down (``ESC[nA``, ``ESC[nB``: tqdm's nested bars) and lines are erased (``ESC[K``);
+    colours and other escape sequences are dropped, and trailing spaces, which no one sees.
+
+    Nested progress bars redraw their lines in place at timing-dependent moments; the screen
+    they leave is the same each run, the stream of writes is not.
+    """
+    if "\r" not in text and "\b" not in text and "\x1b" not in text:
         return text
-    lines: list[str] = []
-    line: list[str] = []
-    col = 0
-    for char in text.replace("\r\n", "\n"):
-        if char == "\n":
-            lines.append("".join(line))
-            line, col = [], 0
-        elif char == "\r":
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    for match in _TERMINAL.finditer(text):
+        argument, letter, control, plain = match.groups()
+        if plain is not None:
+            line = lines[row]
+            line.extend(" " * (col - len(line)))
+            line[col : col + len(plain)] = plain
+            col += len(plain)
+        elif control == "\r":
             col = 0
-        elif char == "\b":
+        elif control == "\b":
             col = max(0, col - 1)
-        else:
-            if col < len(line):
-                line[col] = char
-            else:
-                line.append(char)
-            col += 1
-    lines.append("".join(line))
-    return "\n".join(lines)
+        elif control is not None:  # a newline
+            row, col = row + 1, 0
+            if row == len(lines):
+                lines.append([])
+        elif letter in ("A", "B"):
+            count = int(argument) if argument and argument.isdigit() else 1
+            row = max(0, row - count) if letter == "A" else row + count
+            lines.extend([] for _ in range(row + 1 - len(lines)))
+        elif letter == "K":
+            mode = argument or "0"
+            line = lines[row]
+            if mode == "0":
+                del line[col:]
+            elif mode == "1":
+                line[: col + 1] = " " * min(col + 1, len(line))
+            elif mode == "2":
+                line.clear()
+    return "\n".join("".join(line).rstrip(" ") for line in lines)
 
 
 def normalize_text(
@@ -209,7 +232,7 @@ def normalize_outputs(outputs: list[dict[str, Any]], ignored: Counter[str]) -> S
             evalue = _ANSI.sub("", str(out.get("evalue", "")))
             error = f"{out.get('ename')}: {normalize_text(evalue, ignored)}"
     joined = {
-        name: normalize_text(render_stream(_ANSI.sub("", "".join(parts))), ignored)
+        name: normalize_text(render_stream("".join(parts)), ignored)
         for name, parts in streams.items()
     }
     return Shown(joined, tuple(displays), error)
