@@ -315,6 +315,25 @@ def test_a_fitted_tree_and_a_forests_trees_are_compared_by_their_nodes() -> None
     assert digest(one) != digest(other)
 
 
+def test_a_legacy_random_state_is_compared_and_a_global_stream_held_is_not() -> None:
+    """np.random.RandomState() (compiled, its state by __getstate__) is compared: unseeded it
+    differs. scipy's distributions hold NumPy's global stream: compared as the stream (by
+    the run's RNG record), never as the variable that refers to it."""
+    import random
+
+    from scipy.stats import loguniform
+
+    assert digest(np.random.RandomState()) != digest(np.random.RandomState())
+    assert digest(np.random.RandomState(3)) == digest(np.random.RandomState(3))
+    before = digest(loguniform)
+    np.random.rand(3)
+    assert digest(loguniform) == before  # the global stream moved on; the variable did not
+    for stream in (np.random.mtrand._rand, random._inst, torch.default_generator):
+        assert next(leaf.value for leaf in _digest.leaves({"held": stream})).startswith(
+            "<the global"
+        )
+
+
 def test_a_dataframe_is_compared_column_by_column() -> None:
     import pandas as pd
 

@@ -120,6 +120,13 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
     if torch is not None and isinstance(value, torch.Tensor):
         yield Leaf(path, value)
         return
+    stream = _global_stream(value, torch)
+    if stream is not None:
+        # A reference to a global stream (scipy's distributions hold NumPy's): the stream is
+        # compared as a stream, cell by cell; unseeded, it differs from the start, and only
+        # what is drawn from it is a result.
+        yield Leaf(path, stream)
+        return
     if id(value) in seen:  # a cycle: the object is already being walked above
         yield Leaf(path, "<cycle>")
         return
@@ -193,6 +200,20 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
         yield from _walk(state, path, seen, depth + 1)
     else:
         yield Leaf(path, _Opaque(strip_addresses(repr(value))))
+
+
+def _global_stream(value: Any, torch: Any) -> str | None:
+    """``"<the global NumPy stream>"`` (or Python's, or torch's) when ``value`` is that stream."""
+    random = sys.modules.get("random")
+    if random is not None and value is getattr(random, "_inst", None):
+        return "<the global Python random stream>"
+    np = sys.modules.get("numpy")
+    mtrand = getattr(getattr(np, "random", None), "mtrand", None)
+    if mtrand is not None and value is getattr(mtrand, "_rand", None):
+        return "<the global NumPy stream>"
+    if torch is not None and value is getattr(torch, "default_generator", None):
+        return "<the global torch stream>"
+    return None
 
 
 def _own_state(value: Any) -> Any:
