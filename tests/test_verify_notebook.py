@@ -741,6 +741,9 @@ def test_the_clues_a_cells_code_gives() -> None:
     assert named("print(f'{t0.timeit(100) / 100 * 1e6:>5.1f} us')") == [varying]
     assert named("m = benchmark.Timer(stmt='f(x)').blocked_autorange()") == [varying]
     assert named("y = x.repeat(3)\nz = np.repeat(x, 2)") == []
+    assert named("from timeit import timeit\nprint(timeit('f()', number=9), 'seconds')") == [
+        varying
+    ]
     assert named("t = record.time()\nfrom datetime import time\nnoon = time(12)") == []
     assert named("x = torch.empty(2, 3)") == [empty]
     assert named("y = np.empty_like(a)\nz = t.new_empty((2,))") == [empty]
@@ -828,6 +831,18 @@ def test_a_varying_value_held_in_variables_is_left_out_by_name() -> None:
     (cause,) = causes(report, first, second, source, hashing=None)
     assert cause.name == advice.VARYING.name
     assert "`--ignore tic` `--ignore toc`" in cause.fix and "repro-ignore`" in cause.fix
+    assert "repro-ignore-output" not in cause.fix  # nothing it printed differs
+    # A search fitted from an OS-seeded generator, and timed: `search` differs for the other
+    # cause; leaving it out would hide it. Only `start` is named.
+    first, second = _two_runs({"start": ("a", "b"), "search": ("c", "d")})
+    report = compare_runs("nb.ipynb", first, second, 2)
+    source = (
+        "rng = np.random.RandomState()\nstart = time()\nsearch = fit(rng)\nprint(time() - start)"
+    )
+    found = {c.name: c for c in causes(report, first, second, source, hashing=None)}
+    assert set(found) == {advice.OS_SEEDED.name, advice.VARYING.name}
+    fix = found[advice.VARYING.name].fix
+    assert "`--ignore start`" in fix and "search" not in fix
 
 
 def test_a_generator_from_the_os_inside_an_earlier_function_is_the_cause(tmp_path: Path) -> None:
@@ -988,6 +1003,30 @@ def test_a_global_stream_first_used_in_the_differing_cell_is_named_as_unseeded(
     [cause] = report["causes"]
     assert cause["cause"] == "unseeded global random streams"
     assert cause["evidence"] == "NumPy unseeded, first used in this cell"
+
+
+def test_a_timed_cell_is_told_both_fixes_and_following_them_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What varies is held in `start` and printed: the fix names the variable and the tag for
+    the outputs, and the notebook with both applied is reproducible."""
+    cells = [
+        new_code_cell("from time import time\nimport numpy as np"),
+        new_code_cell(
+            "start = time()\nfit = np.linalg.lstsq(np.eye(3), np.ones(3), rcond=None)[0]\n"
+            "print('took', time() - start)"
+        ),
+    ]
+    path = tmp_path / "timed.ipynb"
+    nbformat.write(new_notebook(cells=cells), path)
+    code, out, _ = verify([str(path), "--json", "--hash-seed", "0"], capsys)
+    [cause] = json.loads(out)["causes"]
+    assert code == 1 and cause["cause"] == advice.VARYING.name
+    assert "`--ignore start`" in cause["fix"] and "`repro-ignore-output`" in cause["fix"]
+    cells[1].metadata["tags"] = ["repro-ignore-output"]
+    nbformat.write(new_notebook(cells=cells), path)
+    code, out, _ = verify([str(path), "--ignore", "start", "--hash-seed", "0"], capsys)
+    assert code == 0, out
 
 
 def test_files_written_are_those_created_changed_or_removed(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ _CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
             r"|os\.getpid|os\.urandom|secrets\.\w+|Timestamp\.(?:now|today)"
             r"|timeit\.default_timer)\s*\("
             # a benchmark: timeit's and torch.utils.benchmark's Timer(...).timeit(n), autorange
-            r"|\.(?:timeit|(?:blocked_|adaptive_)?autorange)\s*\("
+            r"|\.(?:timeit|(?:blocked_|adaptive_)?autorange)\s*\(|(?<![\w.%])timeit\("
             # ``from time import time, perf_counter``: the bare call, which takes no arguments
             r"|(?<![\w.])(?:time|perf_counter|monotonic|process_time|default_timer)(?:_ns)?"
             r"\(\s*\)"
@@ -133,6 +133,11 @@ _GLOBAL_DRAW = re.compile(
 _TIMING_LEAF = re.compile(r"(?:^|[^a-z])(?:\w*_)?(?:time|elapsed|duration)_?(?:['\"\]]|$)", re.I)
 
 
+def timing_leaf(path: str) -> bool:
+    """Whether a variable leaf's path names a duration (``cv_results_['mean_fit_time']``)."""
+    return _TIMING_LEAF.search(path) is not None
+
+
 def timing_leaves(items: list) -> Cause | None:
     """VARYING when every differing variable leaf is named as a duration (a fitted search's
     timings), with the leaves as evidence; else None."""
@@ -144,6 +149,20 @@ def timing_leaves(items: list) -> Cause | None:
         shown = ", ".join(f"`{n}`" for n in variables[:3])
         return VARYING.with_evidence(f"durations a library measured: {shown}")
     return None
+
+
+_ASSIGNED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*[-+*/]?=(?!=)")
+
+
+def assigned_from(code: str, cause: Cause) -> set[str]:
+    """The names the code assigns on a line that holds ``cause``'s clue (``start = time()``,
+    ``run_id = uuid4()``): the variables that hold what varies."""
+    pattern = dict(_CLUES)[next(c for c, _ in _CLUES if c.name == cause.name)]
+    names: set[str] = set()
+    for line in code.splitlines():
+        if pattern.search(line) and (match := _ASSIGNED.match(line)) is not None:
+            names |= {name.strip() for name in match.group(1).split(",")}
+    return names
 
 
 def global_draw(code: str) -> Cause | None:

@@ -598,27 +598,7 @@ def causes(
     loader = advice.loader_in_use(earlier, source)
     if loader is not None and loader.name not in {f.name for f in found}:
         found.append(loader)
-    # A varying value bound to variables: tagging the cell's outputs cannot help; name them.
-    names = list(
-        dict.fromkeys(
-            i.output
-            for i in report.items
-            if not i.output.startswith(("stdout", "stderr", "displayed", "display ", "RNG "))
-        )
-    )
-    if names:
-        found = [
-            advice.Cause(
-                c.name,
-                "leave the variables out with "
-                + " ".join(f"`--ignore {n}`" for n in names)
-                + " or tag the cell `repro-ignore`",
-                c.evidence,
-            )
-            if c.name == advice.VARYING.name
-            else c
-            for c in found
-        ]
+    found = [_varying_fix(c, report, source, len(found)) for c in found]
     if hashing and any(c.name in _CHANCE for c in found):
         # A value drawn by chance (a generator from the OS, the clock, uninitialised memory)
         # can repeat each run's result from its hash seed by luck: the code's clue stands.
@@ -680,6 +660,39 @@ def later_causes(report: NotebookReport, source: dict[int | None, str]) -> dict[
         if new:
             found[position] = new
     return found
+
+
+def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int) -> Cause:
+    """A value that varies by nature, with the fix for what of the cell differs: the variables
+    that hold it (assigned on the clue's line, or leaves named as durations) by name, and the
+    cell's outputs by the tag that leaves them out. Other differing variables are other
+    causes' (a search fitted unseeded and timed), unless this is the only cause."""
+    if cause.name != advice.VARYING.name:
+        return cause
+    shown = ("stdout", "stderr", "displayed", "display ", "RNG ")
+    names = list(dict.fromkeys(i.output for i in report.items if not i.output.startswith(shown)))
+    timed = advice.assigned_from(source, cause)
+    held = [
+        n
+        for n in names
+        if n in timed
+        or all(advice.timing_leaf(f"{i.output}{i.where}") for i in report.items if i.output == n)
+    ]
+    if not held and causes == 1:
+        held = names
+    printed = any(i.output.startswith(shown[:4]) for i in report.items)
+    parts = []
+    if held:
+        parts.append("leave the variables out with " + " ".join(f"`--ignore {n}`" for n in held))
+    if printed:
+        parts.append(
+            "tag the cell `repro-ignore-output` (what it prints and shows; its variables are "
+            "still compared)"
+        )
+    if not parts:
+        return cause
+    fix = " and ".join(parts) + ", or tag it `repro-ignore` (nothing of it compared)"
+    return advice.Cause(cause.name, fix, cause.evidence)
 
 
 #: Causes whose values vary by chance, which a hash-seed rerun can match by luck.
