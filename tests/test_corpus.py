@@ -186,6 +186,14 @@ def test_verdict_and_cause(case: dict[str, Any], tmp_path: Path, reports: Path) 
         assert named_cell(report) is None
         return
     cause = case["cause"]
+    chance = case.get("by_chance")
+    if chance and named_cell(report) in chance["later"]:
+        # Every run agreed at the truth cell, by chance (memory that came out alike in every
+        # kernel): nothing differed there to see. The cell named is the next where the same
+        # cause shows, and the report says that cause.
+        said = [c.get("cause", "") for c in report.get("causes", [])]
+        assert any(text.startswith(chance["cause"]) for text in said), said
+        return
     assert named_cell(report) == cause["id"], json.dumps(report, indent=1)
     # The position as the report counts it: every cell, markdown included, 1-based; and
     # In [N] as JupyterLab shows it after running top to bottom.
