@@ -120,13 +120,6 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
     if torch is not None and isinstance(value, torch.Tensor):
         yield Leaf(path, value)
         return
-    stream = _global_stream(value, torch)
-    if stream is not None:
-        # A reference to a global stream (scipy's distributions hold NumPy's): the stream is
-        # compared as a stream, cell by cell; unseeded, it differs from the start, and only
-        # what is drawn from it is a result.
-        yield Leaf(path, stream)
-        return
     if id(value) in seen:  # a cycle: the object is already being walked above
         yield Leaf(path, "<cycle>")
         return
@@ -152,11 +145,14 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
     elif torch is not None and isinstance(value, torch.optim.Optimizer):
         yield from _walk(value.state_dict(), path, seen, depth)
     elif torch is not None and isinstance(value, torch.Generator):
-        yield Leaf(path, value.get_state())
+        yield Leaf(path, _global_stream(value, torch) or value.get_state())
     elif _module(value) == "numpy" and hasattr(value, "bit_generator"):
         yield from _walk(value.bit_generator.state, path, seen, depth)
     elif _module(value) == "random" and hasattr(value, "getstate"):
-        yield from _walk(value.getstate(), path, seen, depth)
+        if (stream := _global_stream(value, torch)) is not None:
+            yield Leaf(path, stream)
+        else:
+            yield from _walk(value.getstate(), path, seen, depth)
     elif hasattr(value, "__array__") and _module(value) in ("pandas", "xarray"):
         yield Leaf(f"{path}#type", type(value).__qualname__)
         if hasattr(value, "columns"):
@@ -193,6 +189,11 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
                 yield from _without_durations(item, f"{path}.{name}", seen, depth + 1)
             else:
                 yield from _walk(item, f"{path}.{name}", seen, depth + 1)
+    elif (stream := _global_stream(value, torch)) is not None:
+        # A reference to a global stream (scipy's distributions hold NumPy's): the stream is
+        # compared as a stream, cell by cell; unseeded, it differs from the start, and only
+        # what is drawn from it is a result.
+        yield Leaf(path, stream)
     elif (state := _own_state(value)) is not None:
         # A compiled object with its own pickled state (scikit-learn's Tree: nodes and
         # values), which its repr does not show.
