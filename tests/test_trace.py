@@ -228,6 +228,46 @@ def unusual_tensors() -> list[torch.Tensor]:
     return [frozen, shape_only.shape, sparse.to_dense(), complex_view]
 
 
+def leaf_hashes(*tensors: torch.Tensor) -> list[int]:
+    """The hash the tracer gives each tensor at first sight (the input of a clone)."""
+    with tracing() as trace:
+        for t in tensors:
+            t.clone()
+    return [op[tracer._INPUTS][0] for op in trace.ops]
+
+
+def test_a_tensor_is_hashed_by_its_values_wherever_they_lie() -> None:
+    values = torch.randn(64, 32)
+    big = torch.zeros(3 * 64 * 32)
+    big[100 : 100 + 64 * 32] = values.flatten()
+    offset = big[100 : 100 + 64 * 32].view(64, 32)  # read where it lies, from an offset
+    flipped = values.clone()
+    flipped.view(torch.int32)[40, 7] ^= 1  # one bit of one float
+    wide = torch.randn(64, 64)
+    gapped = wide[:, ::2]  # not one block: read through a copy, gaps left out
+    other_gaps = wide.clone()
+    other_gaps[:, 1::2] = 7.0
+    changed = wide.clone()
+    changed[3, 4] += 1.0
+    column_order = torch.empty_strided((64, 32), (1, 64)).copy_(values)
+    a, b, c, d, e, e2, f, g, h = leaf_hashes(
+        values,
+        offset,
+        flipped,
+        values.t(),  # dense in another axis order: read where it lies
+        values.t().contiguous().t(),
+        column_order,
+        gapped,
+        other_gaps[:, ::2],
+        changed[:, ::2],
+    )
+    assert a == b and a != c
+    assert d != a  # the same values in another memory order and strides
+    assert e == e2 and e != a  # the same values in column order: their own strides
+    assert f == g and f != h
+    assert leaf_hashes(values.t())[0] == d  # the same again in another trace
+
+
 def test_inference_meta_sparse_and_complex_tensors_are_traced_without_a_crash() -> None:
     with tracing() as first:
         unusual_tensors()

@@ -18,11 +18,13 @@ __all__ = [
     "HASHING",
     "NONDETERMINISTIC_OP",
     "OS_SEEDED",
+    "OUTPUT_PREFIXES",
     "UNKNOWN",
     "VARYING",
     "Cause",
     "causes_in_code",
     "causes_of",
+    "clues",
     "global_draw",
 ]
 
@@ -138,13 +140,15 @@ def timing_leaf(path: str) -> bool:
     return _TIMING_LEAF.search(path) is not None
 
 
+#: How a report names what a cell printed or showed, not a variable of it.
+OUTPUT_PREFIXES = ("stdout", "stderr", "displayed", "display ")
+
+
 def timing_leaves(items: list) -> Cause | None:
     """VARYING when every differing variable leaf is named as a duration (a fitted search's
     timings), with the leaves as evidence; else None."""
     named = [f"{i.output}{i.where}" for i in items if i.where or i.output]
-    variables = [
-        n for n in named if not n.startswith(("stdout", "stderr", "displayed", "display "))
-    ]
+    variables = [n for n in named if not n.startswith(OUTPUT_PREFIXES)]
     if variables and all(_TIMING_LEAF.search(n) for n in variables):
         shown = ", ".join(f"`{n}`" for n in variables[:3])
         return VARYING.with_evidence(f"durations a library measured: {shown}")
@@ -242,6 +246,24 @@ def definitions_used(earlier: str, code: str, depth: int = 3) -> list[tuple[str,
             found[name] = defined[name]
             frontier |= names(defined[name])
     return list(found.items())
+
+
+def clues(code: str, earlier: str = "") -> list[Cause]:
+    """What a cell's ``code`` points at, each cause once, in this order: its own code; the
+    functions and classes of ``earlier`` cells that it uses (evidence "... in `NAME`, an
+    earlier cell's"); a DataLoader with workers that an earlier cell built and it uses."""
+    found = causes_in_code(code)
+    for name, body in definitions_used(earlier, code):
+        found += [
+            clue.with_evidence(f"{clue.evidence} in `{name}`, an earlier cell's")
+            for clue in causes_in_code(body)
+        ]
+    loader = loader_in_use(earlier, code)
+    found += [loader] if loader is not None else []
+    named: dict[str, Cause] = {}
+    for clue in found:
+        named.setdefault(clue.name, clue)
+    return list(named.values())
 
 
 def causes_of(code: str, numeric: bool) -> list[Cause]:

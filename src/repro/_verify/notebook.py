@@ -502,7 +502,8 @@ def verify_notebook(
         failed, done = exc, []
     written = files_written(before, folder_files(folder)) if before is not None else []
     side_note = None
-    if written and (failed is not None or earliest_difference(name, done, runs, ignore)[0].first):
+    compared = earliest_difference(name, done, runs, ignore) if written and failed is None else None
+    if written and (compared is None or compared[0].first is not None):
         # Runs side by side share the notebook's folder: one can read a file the other is
         # half-way through writing (np.savez then np.load, torch.save then torch.load). Once
         # more, one after the other, as a person runs a notebook twice.
@@ -513,7 +514,7 @@ def verify_notebook(
         )
         if progress:
             print(f"repro verify: {side_note}", file=sys.stderr, flush=True)
-        at_once, failed = 1, None
+        at_once, failed, compared = 1, None, None
         try:
             done = run_all(1)
         except VerifyError as exc:
@@ -547,7 +548,7 @@ def verify_notebook(
                     path, report, recorded_trace, [done[0].hash_seed], kernel, timeout
                 )
         return report
-    report, other = earliest_difference(name, done, runs, ignore)
+    report, other = compared or earliest_difference(name, done, runs, ignore)
     report.runs = runs
     report.hash_seeds = [run.hash_seed for run in done]
     hashing = None

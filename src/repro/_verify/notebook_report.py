@@ -587,17 +587,10 @@ def causes(
             found.append(advice.GLOBAL_STREAMS.with_evidence(", ".join(streams) + " unseeded"))
     elif index == 0 and not hashing and (draw := advice.global_draw(source)) is not None:
         found.append(draw)  # no state before the first cell to compare: its code says it
-    found += [c for c in advice.causes_in_code(source) if c.name not in {f.name for f in found}]
-    for name, body in advice.definitions_used(earlier, source):
-        for clue in advice.causes_in_code(body):
-            if clue.name not in {f.name for f in found}:
-                found.append(clue.with_evidence(f"{clue.evidence} in `{name}`, an earlier cell's"))
+    found += [c for c in advice.clues(source, earlier) if c.name not in {f.name for f in found}]
     timed = advice.timing_leaves(report.items)
     if timed is not None and timed.name not in {f.name for f in found}:
         found.append(timed)
-    loader = advice.loader_in_use(earlier, source)
-    if loader is not None and loader.name not in {f.name for f in found}:
-        found.append(loader)
     found = [_varying_fix(c, report, source, len(found)) for c in found]
     if hashing and any(c.name in _CHANCE for c in found):
         # A value drawn by chance (a generator from the OS, the clock, uninitialised memory)
@@ -638,24 +631,14 @@ def later_causes(report: NotebookReport, source: dict[int | None, str]) -> dict[
     for position in report.downstream:
         code = source.get(position, "")
         earlier = "\n".join(c for p, c in sorted(source.items()) if p is not None and p < position)
-        clues = advice.causes_in_code(code)
-        for name, body in advice.definitions_used(earlier, code):
-            clues += [
-                clue.with_evidence(f"{clue.evidence} in `{name}`, an earlier cell's")
-                for clue in advice.causes_in_code(body)
-            ]
-        loader = advice.loader_in_use(earlier, code)
-        clues += [loader] if loader is not None else []
+        clues = advice.clues(code, earlier)
         # Uninitialised memory is left out here: `np.empty` filled at once is the common case,
         # and a later cell that differs is most often downstream. One clue per cause.
-        new: list[Cause] = []
-        for clue in clues:
-            if (
-                clue.name != advice.UNINITIALIZED.name
-                and (clue.name, clue.evidence) not in named
-                and all(clue.name != c.name for c in new)
-            ):
-                new.append(clue)
+        new = [
+            clue
+            for clue in clues
+            if clue.name != advice.UNINITIALIZED.name and (clue.name, clue.evidence) not in named
+        ]
         named |= {(c.name, c.evidence) for c in new}
         if new:
             found[position] = new
@@ -669,7 +652,7 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
     causes' (a search fitted unseeded and timed), unless this is the only cause."""
     if cause.name != advice.VARYING.name:
         return cause
-    shown = ("stdout", "stderr", "displayed", "display ", "RNG ")
+    shown = (*advice.OUTPUT_PREFIXES, "RNG ")
     names = list(dict.fromkeys(i.output for i in report.items if not i.output.startswith(shown)))
     timed = advice.assigned_from(source, cause)
     held = [
@@ -680,7 +663,7 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
     ]
     if not held and causes == 1:
         held = names
-    printed = any(i.output.startswith(shown[:4]) for i in report.items)
+    printed = any(i.output.startswith(advice.OUTPUT_PREFIXES) for i in report.items)
     parts = []
     if held:
         parts.append("leave the variables out with " + " ".join(f"`--ignore {n}`" for n in held))

@@ -124,6 +124,7 @@ class _TorchAPI:
     sequence_nr: Any  # () -> the number the next autograd node will get, or None
     internal: tuple[str, ...]  # directories whose frames are not the user's
     function_py: str  # torch/autograd/function.py, which runs an autograd.Function's forward
+    custom_backward: type  # the type of an autograd.Function's node (BackwardCFunction)
 
 
 def _torch_api() -> _TorchAPI | str:
@@ -142,6 +143,7 @@ def _torch_api() -> _TorchAPI | str:
         getattr(autograd, "_get_sequence_nr", None),
         (os.path.dirname(os.path.abspath(torch.__file__)) + os.sep, here + os.sep),
         torch.autograd.function.__file__,
+        torch.autograd.function.BackwardCFunction,
     )
 
 
@@ -207,14 +209,21 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
     sequence_nr = api.sequence_nr
     internal_dirs = api.internal
     function_py = api.function_py
+    custom_backward = api.custom_backward
     hash64 = xxhash.xxh3_64_intdigest
-    from_address = ctypes.c_char.__mul__
+    array_of = ctypes.c_char.__mul__
     ref = weakref.ref
     ops = trace.ops
     peeks, lines = trace.peeks, trace.lines
     known: dict[int, tuple[Any, int, int]] = {}  # id(tensor) -> (weakref, version, hash)
     metas: dict[Any, int] = {}
+    #: (dtype, shape, strides, device) -> (the hash's seed, the bytes to read where the
+    #: tensor lies: one block on the CPU, not complex; else -1, read the slow way)
+    layouts: dict[Any, tuple[int, int]] = {}
+    arrays: dict[int, Any] = {}  # size in bytes -> ctypes array type
     internal: dict[str, bool] = {}
+    #: the type of an autograd node -> (its name, whether it is your autograd.Function's)
+    nodes: dict[type, tuple[str, bool]] = {}
     infos = _INFOS
     last_peek = -1
     sweep_at = 4096
@@ -230,30 +239,54 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
             value = metas[key] = hash64(repr(key).encode())
         return value
 
+    def layout_of(t: Any, key: tuple[Any, ...]) -> tuple[int, int]:
+        dtype, device = key[0], key[3]
+        plain = device.type == "cpu" and not dtype.is_complex and t.layout is strided
+        size = t.numel() * t.element_size() if plain and _dense(t) else -1
+        value = layouts[key] = (meta(t), size)
+        return value
+
     def memory(t: Any) -> int:
         # The tensor's bytes in torch's memory order, read where they lie (no copy) when
         # they form one block; the dtype, shape and strides are the hash's seed.
         try:
-            seed = meta(t)
-            n = t.numel()
-            if n == 0:
+            try:
+                key = (t.dtype, t.shape, t.stride(), t.device)
+            except RuntimeError:  # a sparse tensor has no strides
+                return slow_memory(t)
+            seed, size = layouts.get(key) or layout_of(t, key)
+            if size > 0:
+                pointer = t.data_ptr()
+                if pointer:
+                    array = arrays.get(size) or arrays.setdefault(size, array_of(size))
+                    return hash64(array.from_address(pointer), seed)
+            elif size == 0:
                 return seed
-            if t.layout is not strided or t.dtype.is_complex:
-                t = t.resolve_conj().resolve_neg()
-                if t.layout != strided:
-                    t = t.to_dense()
-            if not _dense(t):
-                t = t.contiguous()
-            if not t.is_cpu:
-                if t.is_meta:
-                    return meta(t, "no data")
-                t = t.cpu()
-            pointer = t.data_ptr()
-            if not pointer:
-                return meta(t, "no data")
-            return hash64(from_address(n * t.element_size()).from_address(pointer), seed)
+            return slow_memory(t)
         except Exception:  # no storage to read (a wrapper subclass, a nested tensor...)
             return hash64(b"unreadable " + type(t).__qualname__.encode())
+
+    def slow_memory(t: Any) -> int:
+        # Conjugate and negative views resolved, sparse made dense, gaps closed, read on the
+        # CPU: copies, for the tensors that :func:`memory` cannot read where they lie.
+        seed = meta(t)
+        n = t.numel()
+        if n == 0:
+            return seed
+        if t.layout is not strided or t.dtype.is_complex:
+            t = t.resolve_conj().resolve_neg()
+            if t.layout != strided:
+                t = t.to_dense()
+        if not _dense(t):
+            t = t.contiguous()
+        if not t.is_cpu:
+            if t.is_meta:
+                return meta(t, "no data")
+            t = t.cpu()
+        pointer = t.data_ptr()
+        if not pointer:
+            return meta(t, "no data")
+        return hash64(array_of(n * t.element_size()).from_address(pointer), seed)
 
     def user_frame(frame: Any) -> Any:
         """The innermost frame at or above ``frame`` outside torch and repro, or None."""
@@ -292,14 +325,23 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         scalars: list[Any] = []
         leaves = None
         for arg in (*args, *kwargs.values()) if kwargs else args:
-            if isinstance(arg, tensor_type):
-                items: Any = (arg,)
-            elif isinstance(arg, sequence) and arg and isinstance(arg[0], tensor_or_none):
-                items = arg  # a list of tensors (cat, index_put_'s indices)
-            else:
+            if isinstance(arg, tensor_type):  # the common case, written out
+                entry = known.get(id(arg))
+                try:
+                    version = arg._version
+                except RuntimeError:  # an inference tensor has no version counter
+                    version = -1
+                if entry is not None and entry[1] == version and entry[0]() is arg:
+                    inputs.append(entry[2])
+                else:
+                    if entry is None or entry[0]() is not arg:  # first sight: a leaf
+                        leaves = (*(leaves or ()), len(inputs))
+                    inputs.append(hash_leaf(arg))
+                continue
+            if not (isinstance(arg, sequence) and arg and isinstance(arg[0], tensor_or_none)):
                 scalars.append(arg)
                 continue
-            for item in items:
+            for item in arg:  # a list of tensors (cat, index_put_'s indices)
                 if not isinstance(item, tensor_type):
                     scalars.append(item)
                     continue
@@ -331,14 +373,16 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         else:
             # Only a backward of your own (an autograd.Function's, called by torch's
             # autograd/function.py) has a line of its own; torch's lead to .backward().
-            frame = user_frame(sys._getframe(1))
-            caller = None if frame is None else frame.f_back
-            line = (
-                (frame.f_code.co_filename, frame.f_lineno)
-                if caller is not None and caller.f_code.co_filename == function_py
-                else None
-            )
-            backward = (node._sequence_nr(), node.name())
+            kind = nodes.get(type(node))
+            if kind is None:
+                kind = nodes[type(node)] = (node.name(), isinstance(node, custom_backward))
+            line = None
+            if kind[1]:
+                frame = user_frame(sys._getframe(1))
+                caller = None if frame is None else frame.f_back
+                if caller is not None and caller.f_code.co_filename == function_py:
+                    line = (frame.f_code.co_filename, frame.f_lineno)
+            backward = (node._sequence_nr(), kind[0])
         result = func(*args, **kwargs)
         if isinstance(result, tensor_type):
             outputs: tuple[int, ...] = (output_hash(result, info, inputs),)
