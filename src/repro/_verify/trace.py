@@ -85,6 +85,8 @@ class _OpInfo:
     #: if it draws random numbers: the position of its Generator? argument (-1: it has none,
     #: it draws from the default generator), else None
     generator: int | None
+    #: what runs it: the OpOverload's C++ op (its ``__call__`` is one Python frame around it)
+    call: Any = None
 
 
 def _generator_position(schema: Any) -> int | None:
@@ -95,7 +97,7 @@ def _op_info(func: Any) -> _OpInfo:
     schema = getattr(func, "_schema", None)
     if schema is None:  # a higher-order operator (torch.cond...): its inner ops go untraced
         name = str(getattr(func, "_name", None) or func)
-        return _OpInfo(name, name, False, False, False, None)
+        return _OpInfo(name, name, False, False, False, None, func)
     view = bool(schema.returns) and all(
         r.alias_info is not None and not r.alias_info.is_write for r in schema.returns
     )
@@ -110,7 +112,12 @@ def _op_info(func: Any) -> _OpInfo:
                 break
     mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
     base = schema.name.split("::")[-1]
-    return _OpInfo(str(func), base, view, mutates, base in _UNINITIALIZED, generator)
+    from torch._ops import OpOverload
+
+    # OpOverload.__call__ is ``self._op(*args, **kwargs)``: its op is called directly, where
+    # this torch's is that one (a subclass or another torch's may do more).
+    call = func._op if type(func).__call__ is OpOverload.__call__ else func
+    return _OpInfo(str(func), base, view, mutates, base in _UNINITIALIZED, generator, call)
 
 
 # --- torch's private API, in one place --------------------------------------------
@@ -383,7 +390,7 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
                 if caller is not None and caller.f_code.co_filename == function_py:
                     line = (frame.f_code.co_filename, frame.f_lineno)
             backward = (node._sequence_nr(), kind[0])
-        result = func(*args, **kwargs)
+        result = info.call(*args, **kwargs)
         if isinstance(result, tensor_type):
             outputs: tuple[int, ...] = (output_hash(result, info, inputs),)
             cuda = result.is_cuda
