@@ -594,6 +594,9 @@ def test_timings_and_the_ids_that_display_libraries_draw_are_not_differences(
         "%matplotlib inline\n%config InlineBackend.figure_formats = ['svg']\n"
         "import matplotlib.pyplot as plt\n"
         "plt.plot([1, 3, 2], marker='o')\nplt.imshow([[0, 1], [1, 0]])\nplt.show()",
+        "import logging\nlogging.basicConfig(format='%(asctime)s %(levelname)s %(message)s',"
+        " level=logging.INFO, force=True)\n"
+        "for step in range(3):\n    logging.info('step %d loss %.4f', step, 1 / (step + 1))",
     ]
     path = tmp_path / "displays.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
@@ -605,6 +608,7 @@ def test_timings_and_the_ids_that_display_libraries_draw_are_not_differences(
         "pandas Styler table ids",
         "element ids in HTML and JavaScript",
         "SVG figure dates and element ids (matplotlib)",
+        "logging timestamps (%(asctime)s)",
     ):
         assert label in said, said
 
@@ -665,6 +669,15 @@ def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
     assert shown(f'<div id="{run_a}"></div>', "text/html") == shown(
         f'<div id="{run_b}"></div>', "text/html"
     )
+    # logging's own timestamps; the message, and a datetime the cell prints, still differ.
+    log = "2026-12-01 19:13:{s},{ms} INFO step 3 loss {loss}\n"
+    assert shown(log.format(s="45", ms="123", loss="0.25")) == shown(
+        log.format(s="46", ms="007", loss="0.25")
+    )
+    assert shown(log.format(s="45", ms="123", loss="0.25")) != shown(
+        log.format(s="45", ms="123", loss="0.26")
+    )
+    assert shown("2026-12-01 19:13:45.123456\n") != shown("2026-12-01 19:13:46.007001\n")
     # memory_profiler's %memit: what the process held.
     assert shown("peak memory: 67.35 MiB, increment: 2.62 MiB\n") == shown(
         "peak memory: 67.26 MiB, increment: -0.5 MiB\n"

@@ -63,6 +63,13 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
         ),
         "<timing>",
     ),
+    # logging's time of a record, %(asctime)s in its own form: "2026-12-01 19:13:45,123", a
+    # comma before the milliseconds (a datetime a cell prints has a dot, and is compared).
+    (
+        "logging timestamps (%(asctime)s)",
+        re.compile(r"(?<![\d-])\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}(?!\d)"),
+        "<logging time>",
+    ),
     # memory_profiler's %memit: what the process held, which varies from run to run.
     (
         "memory figures printed by %memit",
