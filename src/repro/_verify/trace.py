@@ -332,23 +332,14 @@ def _recorder(api: _TorchAPI, trace: Trace) -> Any:
         scalars: list[Any] = []
         leaves = None
         for arg in (*args, *kwargs.values()) if kwargs else args:
-            if isinstance(arg, tensor_type):  # the common case, written out
-                entry = known.get(id(arg))
-                try:
-                    version = arg._version
-                except RuntimeError:  # an inference tensor has no version counter
-                    version = -1
-                if entry is not None and entry[1] == version and entry[0]() is arg:
-                    inputs.append(entry[2])
-                else:
-                    if entry is None or entry[0]() is not arg:  # first sight: a leaf
-                        leaves = (*(leaves or ()), len(inputs))
-                    inputs.append(hash_leaf(arg))
-                continue
-            if not (isinstance(arg, sequence) and arg and isinstance(arg[0], tensor_or_none)):
+            if isinstance(arg, tensor_type):
+                items: Any = (arg,)
+            elif isinstance(arg, sequence) and arg and isinstance(arg[0], tensor_or_none):
+                items = arg  # a list of tensors (cat, index_put_'s indices)
+            else:
                 scalars.append(arg)
                 continue
-            for item in arg:  # a list of tensors (cat, index_put_'s indices)
+            for item in items:
                 if not isinstance(item, tensor_type):
                     scalars.append(item)
                     continue
