@@ -640,6 +640,39 @@ def test_nested_progress_bars_compare_as_the_screen_they_leave() -> None:
     assert screen(bars(0, epochs=4)) != screen(once)
 
 
+def test_a_tqdm_widget_bar_is_compared_by_its_label_and_count(tmp_path: Path) -> None:
+    """tqdm.auto draws a widget in a kernel; its text is the bar (label, count, timings). A
+    label drawn from an unseeded stream differs; seeded, the bars agree, timings left out."""
+    bar = "for _ in tqdm(range(3), desc=f'run {random.random():.3f}'):\n    pass"
+    found = {}
+    for name, setup in (("unseeded", ""), ("seeded", "\nrandom.seed(0)")):
+        path = tmp_path / f"{name}.ipynb"
+        cells = [f"from tqdm.auto import tqdm\nimport random{setup}", bar, "print('done')"]
+        nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+        found[name] = verify_notebook(path, runs=2, hash_seed=0)
+    unseeded, seeded = found["unseeded"], found["seeded"]
+    assert not unseeded.reproducible and unseeded.first == 2, str(unseeded)
+    assert "run 0." in str(unseeded)  # the two labels, shown
+    assert seeded.reproducible, str(seeded)
+    assert "progress bar timings (tqdm)" in "\n".join(seeded.ignored)
+
+
+def test_widget_fallbacks_are_left_out_but_a_tqdm_bar_is_kept() -> None:
+    widget = {"version_major": 2, "version_minor": 0, "model_id": "9d51e68e155141089f49729824b0"}
+
+    def shown(text: str) -> Any:
+        data = {"text/plain": text, "application/vnd.jupyter.widget-view+json": widget}
+        return normalize_outputs(
+            [{"output_type": "display_data", "data": data, "metadata": {}}], Counter()
+        )
+
+    meter = "run {label}:  40%|####      | 4/10 [00:0{s}<00:02, 3.51it/s]"
+    assert shown(meter.format(label="0.844", s=1)) == shown(meter.format(label="0.844", s=2))
+    assert shown(meter.format(label="0.844", s=1)) != shown(meter.format(label="0.420", s=1))
+    # Any other widget's text is a picture of it when drawn (repro's panel: the hash seed).
+    assert shown("ReproPanel(seed=42, hash seed 0)") == shown("ReproPanel(seed=42, hash seed 1)")
+
+
 def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
     def shown(text: str, mime: str | None = None) -> Any:
         out = (
@@ -761,6 +794,12 @@ def test_the_clues_a_cells_code_gives() -> None:
     assert named("x = torch.empty(2, 3)") == [empty]
     assert named("y = np.empty_like(a)\nz = t.new_empty((2,))") == [empty]
     assert named("x = torch.zeros(2, 3)") == []
+    threads = advice.THREADS.name
+    assert named("with ThreadPoolExecutor(4) as p:\n    p.map(f, L)") == [threads]
+    assert named("thread_map(partial(f, x=1), L, max_workers=4)") == [threads]
+    assert named("t = threading.Thread(target=work)\nt.start()") == [threads]
+    assert named("for f in as_completed(futures):\n    out.append(f.result())") == [threads]
+    assert named("with ProcessPoolExecutor() as p:\n    p.map(f, L)") == []
 
 
 def test_a_clue_inside_a_function_an_earlier_cell_defined_is_followed() -> None:

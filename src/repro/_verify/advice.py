@@ -19,6 +19,7 @@ __all__ = [
     "NONDETERMINISTIC_OP",
     "OS_SEEDED",
     "OUTPUT_PREFIXES",
+    "THREADS",
     "UNKNOWN",
     "VARYING",
     "Cause",
@@ -79,6 +80,11 @@ UNINITIALIZED = Cause(
     "fill it before it is read or shown (`torch.zeros`, `np.zeros`, `.fill_()`), or leave the "
     "value out of what is compared",
 )
+THREADS = Cause(
+    "threads that race (which thread runs first, and draws or appends first, varies)",
+    'give each task its own generator from its index (`repro.rng(f"task {i}")`) or draw '
+    "before the threads start, and gather results by task (`pool.map`), not as they finish",
+)
 UNKNOWN = Cause(
     "no known cause found in the cell's code",
     "look for what the values listed above depend on outside the cell (a function, a file, "
@@ -95,6 +101,13 @@ _CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
         ),
     ),
     (DATALOADER, re.compile(r"\bnum_workers\s*=\s*(?!0\b)\w+")),
+    (
+        THREADS,
+        re.compile(
+            r"\b(?:ThreadPoolExecutor|ThreadPool|thread_map|threading\.Thread)\("
+            r"|\bas_completed\("
+        ),
+    ),
     (
         UNINITIALIZED,
         re.compile(r"\b(?:torch|np|numpy)\.empty(?:_like|_strided)?\(|\.new_empty\("),

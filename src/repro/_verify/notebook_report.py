@@ -680,7 +680,14 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
 
 #: Causes whose values vary by chance, which a hash-seed rerun can match by luck.
 _CHANCE = frozenset(
-    c.name for c in (advice.OS_SEEDED, advice.VARYING, advice.UNINITIALIZED, advice.GLOBAL_STREAMS)
+    c.name
+    for c in (
+        advice.OS_SEEDED,
+        advice.VARYING,
+        advice.UNINITIALIZED,
+        advice.GLOBAL_STREAMS,
+        advice.THREADS,
+    )
 )
 
 

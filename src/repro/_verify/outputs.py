@@ -89,6 +89,9 @@ IGNORED: tuple[tuple[str, re.Pattern[str], str], ...] = (
 
 _MARKUP = ("text/html", "application/javascript", "image/svg+xml")
 
+#: tqdm's meter, as its notebook widget's text shows it: "desc:  40%|####  | 4/10 [00:01<...".
+_TQDM_METER = re.compile(r"\d+%\|[^\n]*\| *[\d.]+[kMGTPEZY]?/[\d.?]+[kMGTPEZY]? \[")
+
 #: The CSS class that wraps every scikit-learn estimator's HTML diagram (0.23 on).
 _SKLEARN_DIAGRAM = "sk-top-container"
 
@@ -164,12 +167,20 @@ def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, A
     A widget's other representations are its static fallbacks, a picture of the live widget
     when it was drawn (repro's panel draws the RNG fingerprints and the kernel's hash seed
     there): what a widget shows lives in the kernel, whose variables are compared, so only
-    that a widget was shown is compared here.
+    that a widget was shown is compared here; except a tqdm bar's text, which is what a
+    progress line in a stream would be (its label, its count), its timings left out.
     """
     widget = "application/vnd.jupyter.widget-view+json"
     if isinstance(data.get(widget), dict) and len(data) > 1:
-        ignored["widgets' static fallbacks (text, HTML)"] += 1
-        data = {widget: data[widget]}
+        plain = data.get("text/plain")
+        plain = "".join(plain) if isinstance(plain, list) else plain
+        if isinstance(plain, str) and _TQDM_METER.search(plain):
+            # tqdm.auto's bar: its text is the bar as drawn, label and count (the label can
+            # hold what the cell computed); its timings are left out below, as in a stream.
+            data = {widget: data[widget], "text/plain": plain}
+        else:
+            ignored["widgets' static fallbacks (text, HTML)"] += 1
+            data = {widget: data[widget]}
     html = data.get("text/html")
     if isinstance(html, list):
         html = "".join(html)
