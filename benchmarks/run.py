@@ -103,6 +103,17 @@ class Row:
     met: bool | str | None  # None: no target; a string: why it was not measured
     data: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def found(cls, found: dict[str, Any]) -> Row:
+        """A row from a part's measurement (bench_fingerprint, bench_verify): its columns by
+        name, the rest of its numbers as data."""
+        columns = ("figure", "repro", "baseline", "ratio", "target")
+        return cls(
+            *(str(found[c]) for c in columns),
+            found["met"],
+            {k: v for k, v in found.items() if k not in cls.__dataclass_fields__},
+        )
+
 
 def interleaved(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
     """Each case once per round, the order reversed every other round; one sample per call."""
@@ -532,20 +543,7 @@ def fingerprint_bandwidth(quick: bool) -> list[Row]:
             )
         ]
     module = importlib.import_module("bench_fingerprint")
-    rows = []
-    for found in module.measure(quick):
-        rows.append(
-            Row(
-                str(found["figure"]),
-                str(found["repro"]),
-                str(found["baseline"]),
-                str(found["ratio"]),
-                str(found["target"]),
-                found["met"],
-                {k: v for k, v in found.items() if k not in Row.__dataclass_fields__},
-            )
-        )
-    return rows
+    return [Row.found(found) for found in module.measure(quick)]
 
 
 def verify_speed(quick: bool) -> list[Row]:
@@ -559,18 +557,7 @@ def verify_speed(quick: bool) -> list[Row]:
         return [
             Row(figure, "not in --quick", "", "", target, "pending") for figure, target in FIGURES
         ]
-    return [
-        Row(
-            str(found["figure"]),
-            str(found["repro"]),
-            str(found["baseline"]),
-            str(found["ratio"]),
-            str(found["target"]),
-            found["met"],
-            {k: v for k, v in found.items() if k not in Row.__dataclass_fields__},
-        )
-        for found in measure(quick)
-    ]
+    return [Row.found(found) for found in measure(quick)]
 
 
 def profiles_per_step(quick: bool) -> list[Row]:

@@ -21,10 +21,9 @@ from repro._verify.report import (
     DISPLAYS,
     PRINTED,
     RAISED,
-    Difference,
     Raised,
+    Runs,
     VerifyReport,
-    compare_outputs,
     numeric,
 )
 from repro._verify.start import (
@@ -35,7 +34,7 @@ from repro._verify.start import (
     copy_all,
     resolve_seed,
 )
-from repro._verify.trace import FirstOp, Trace, check_trace, divergence, tracing_if
+from repro._verify.trace import FirstOp, check_trace, tracing_if
 
 __all__ = ["verify_cell"]
 
@@ -346,12 +345,8 @@ def _verify_cell(
     reached, functions = _reached_names(ns, compiled.loads)
     inputs = {n: ns[n] for n in reached if n in ns and _is_result(ns[n])}
     notes = []
-    reference: dict[str, Any] | None = None
-    differences: list[Difference] = []
+    compared = Runs()
     unverifiable = None
-    reference_trace: Trace | None = None
-    first_op: FirstOp | None = None
-    trace_note: str | None = None
     try:
         before = {n: _named_digest(n, v) for n, v in inputs.items()}
         for run in range(1, runs):
@@ -375,16 +370,11 @@ def _verify_cell(
             if raised is not None:
                 outputs[RAISED] = raised
             del scratch
-            if reference is None:
-                reference, reference_trace = outputs, recorded
-            else:
-                found = compare_outputs(reference, outputs, run)
-                differences += found
-                if found and first_op is None and trace_note is None:
-                    first_op, trace_note = divergence(reference_trace, recorded)
+            compared.add(outputs, recorded, run)
             del outputs, recorded  # only the first run's outputs are kept: one extra copy
     except (Uncopyable, DigestError) as exc:
-        unverifiable, reference = str(exc), None
+        unverifiable, compared.reference = str(exc), None
+    reference = compared.reference
     # The ordinary run, last: the namespace, RNG states and display are as after one run.
     if keep:
         setup(seed, profile, **overrides)
@@ -411,10 +401,7 @@ def _verify_cell(
         return VerifyReport(runs, seed, (), unverifiable=unverifiable or "no run to compare")
     try:
         outputs = _cell_outputs(compiled, ns, before, shown, "".join(tee.parts), displays)
-        found = compare_outputs(reference, outputs, runs)
-        differences += found
-        if found and first_op is None and trace_note is None:
-            first_op, trace_note = divergence(reference_trace, recorded)
+        compared.add(outputs, recorded, runs)
     except DigestError as exc:
         return VerifyReport(runs, seed, (), unverifiable=str(exc))
     if functions:
@@ -423,6 +410,7 @@ def _verify_cell(
             "and methods of your classes, are shared between the runs"
         )
     names = tuple(dict.fromkeys([*reference, *outputs]))
+    differences = compared.differences
     causes = causes_of(cell, numeric(differences)) if differences else []
     return VerifyReport(
         runs,
@@ -431,8 +419,8 @@ def _verify_cell(
         tuple(differences),
         notes=tuple(notes),
         advice=tuple(str(cause) for cause in causes),
-        first_op=_cell_lines(shell, first_op),
-        trace_note=trace_note,
+        first_op=_cell_lines(shell, compared.first_op),
+        trace_note=compared.trace_note,
     )
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from repro._verify.advice import causes_of
 from repro._verify.digest import digest, strip_addresses
-from repro._verify.report import Difference, Raised, VerifyReport, compare_outputs, numeric
+from repro._verify.report import Raised, Runs, VerifyReport, numeric
 from repro._verify.start import Uncopyable, check_runs, copy_all, resolve_seed
-from repro._verify.trace import FirstOp, Trace, check_trace, divergence, tracing_if
+from repro._verify.trace import check_trace, tracing_if
 
 __all__ = ["verify"]
 
@@ -46,13 +46,9 @@ def verify(
     named = {f"args[{i}]": a for i, a in enumerate(args)}
     named.update({f"kwargs[{k!r}]": v for k, v in kwargs.items()})
     before = {name: digest(v) for name, v in named.items()}
-    reference: dict[str, Any] | None = None
-    differences: list[Difference] = []
+    compared = Runs()
     errors: list[BaseException] = []
     names: dict[str, None] = {}
-    reference_trace: Trace | None = None
-    first_op: FirstOp | None = None
-    trace_note: str | None = None
     for run in range(1, runs + 1):
         try:
             copies = copy_all(named)
@@ -73,16 +69,11 @@ def verify(
             {name: copies[name] for name in copies if digest(copies[name]) != before[name]}
         )
         names.update(dict.fromkeys(outputs))
-        if reference is None:
-            reference, reference_trace = outputs, recorded
-        else:
-            found = compare_outputs(reference, outputs, run)
-            differences += found
-            if found and first_op is None and trace_note is None:
-                first_op, trace_note = divergence(reference_trace, recorded)
+        compared.add(outputs, recorded, run)
         del recorded  # only run 1's trace is kept, to compare each run with
     if len(errors) == runs:
         raise errors[0]
+    differences = compared.differences
     causes = causes_of(_source(fn), numeric(differences)) if differences else []
     report = VerifyReport(
         runs,
@@ -90,8 +81,8 @@ def verify(
         tuple(names),
         tuple(differences),
         advice=tuple(str(cause) for cause in causes),
-        first_op=first_op,
-        trace_note=trace_note,
+        first_op=compared.first_op,
+        trace_note=compared.trace_note,
     )
     record_verdict(report.verdict)
     return report

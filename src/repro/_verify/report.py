@@ -17,7 +17,7 @@ from typing import Any
 
 from repro._shown import redact
 from repro._verify.digest import Leaf, describe, digest, leaves, strip_addresses
-from repro._verify.trace import FirstOp
+from repro._verify.trace import FirstOp, Trace, divergence
 
 __all__ = [
     "DISPLAYED",
@@ -26,6 +26,7 @@ __all__ = [
     "RAISED",
     "Difference",
     "Raised",
+    "Runs",
     "VerifyReport",
     "compare",
     "compare_leaves",
@@ -441,6 +442,29 @@ def compare_outputs(reference: dict[str, Any], other: dict[str, Any], run: int) 
             continue
         found += compare_leaves(name, reference[name], other[name], run)
     return found
+
+
+@dataclass
+class Runs:
+    """The runs of one verify, compared as they come: the first is the reference (its outputs
+    and its trace); each later one is compared with it, and the first op that differed is
+    named once, from the first run that differed."""
+
+    reference: dict[str, Any] | None = None
+    reference_trace: Trace | None = None
+    differences: list[Difference] = field(default_factory=list)
+    first_op: FirstOp | None = None
+    trace_note: str | None = None
+
+    def add(self, outputs: dict[str, Any], recorded: Trace | None, run: int) -> None:
+        """Run ``run``'s outputs and trace: the reference if it is the first, else compared."""
+        if self.reference is None:
+            self.reference, self.reference_trace = outputs, recorded
+            return
+        found = compare_outputs(self.reference, outputs, run)
+        self.differences += found
+        if found and self.first_op is None and self.trace_note is None:
+            self.first_op, self.trace_note = divergence(self.reference_trace, recorded)
 
 
 def numeric(differences: Any) -> bool:
