@@ -673,6 +673,49 @@ def test_widget_fallbacks_are_left_out_but_a_tqdm_bar_is_kept() -> None:
     assert shown("ReproPanel(seed=42, hash seed 0)") == shown("ReproPanel(seed=42, hash seed 1)")
 
 
+def test_a_clock_read_in_an_earlier_function_is_not_blamed_beside_a_draw(tmp_path: Path) -> None:
+    """`stamp = datetime.now()` unused inside the function the cell calls, beside an unseeded
+    draw: the draw is the cause, and tagging the outputs away (the clock's fix) would hide it.
+    Where the clock is all there is, it stays the cause."""
+    define = "import numpy as np\nfrom datetime import datetime\ndef main():\n"
+    reports = {}
+    for name, body in (
+        ("draw", "    stamp = datetime.now()  # never used\n    return np.random.rand()"),
+        ("clock", "    print(datetime.now())\n    return 1"),
+    ):
+        path = tmp_path / f"{name}.ipynb"
+        cells = [new_code_cell(define + body), new_code_cell("x = main()\nprint(x)")]
+        nbformat.write(new_notebook(cells=cells), path)
+        reports[name] = verify_notebook(path, runs=2, hash_seed=0)
+    draw, clock = reports["draw"], reports["clock"]
+    assert draw.first == 2 and [c.name for c in draw.causes] == [advice.GLOBAL_STREAMS.name]
+    assert clock.first == 2 and [c.name for c in clock.causes] == [advice.VARYING.name]
+    assert "`main`, an earlier cell's" in clock.causes[0].evidence
+
+
+def test_a_pandas_stylers_drawn_id_is_not_a_difference() -> None:
+    """A Styler held in a variable draws a random uuid (its HTML's T_<id>): left out; its data
+    still compared. Its HTML printed as text leaves the ids out too, as displayed HTML does."""
+    import pandas as pd
+
+    from repro._verify.digest import digest
+
+    frame = pd.DataFrame({"a": [1, -2]})
+    one, two = frame.style.highlight_max(), frame.style.highlight_max()
+    assert one.uuid != two.uuid
+    assert digest(one) == digest(two)
+    assert digest(one) != digest(pd.DataFrame({"a": [1, -3]}).style.highlight_max())
+
+    def printed(text: str) -> Any:
+        return normalize_outputs(
+            [{"output_type": "stream", "name": "stdout", "text": text}], Counter()
+        )
+
+    assert printed(one.to_html()) == printed(two.to_html())
+    assert printed(one.to_html()) != printed(frame.assign(a=[1, -3]).style.to_html())
+    assert printed(f"table {one.uuid}\n") != printed(f"table {two.uuid}\n")  # not markup
+
+
 def test_timing_lines_are_left_out_but_what_a_cell_prints_is_kept() -> None:
     def shown(text: str, mime: str | None = None) -> Any:
         out = (

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DATALOADER",
+    "EARLIER",
     "GLOBAL_STREAMS",
     "HASHING",
     "NONDETERMINISTIC_OP",
@@ -261,6 +262,10 @@ def definitions_used(earlier: str, code: str, depth: int = 3) -> list[tuple[str,
     return list(found.items())
 
 
+#: How a clue found in a function or class that an earlier cell defined says where it is.
+EARLIER = "an earlier cell's"
+
+
 def clues(code: str, earlier: str = "") -> list[Cause]:
     """What a cell's ``code`` points at, each cause once, in this order: its own code; the
     functions and classes of ``earlier`` cells that it uses (evidence "... in `NAME`, an
@@ -268,7 +273,7 @@ def clues(code: str, earlier: str = "") -> list[Cause]:
     found = causes_in_code(code)
     for name, body in definitions_used(earlier, code):
         found += [
-            clue.with_evidence(f"{clue.evidence} in `{name}`, an earlier cell's")
+            clue.with_evidence(f"{clue.evidence} in `{name}`, {EARLIER}")
             for clue in causes_in_code(body)
         ]
     loader = loader_in_use(earlier, code)

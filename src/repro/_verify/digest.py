@@ -184,8 +184,11 @@ def _walk(value: Any, path: str, seen: frozenset[int], depth: int) -> Iterator[L
         own = module in ("__main__", "sklearn") or dataclasses.is_dataclass(value)
         if depth >= (MAX_OBJECT_DEPTH if own else 1):
             return
+        drawn = _DRAWN_IDS.get((module, type(value).__name__), ())
         for name, item in vars(value).items():
-            if module == "sklearn" and name in _SKLEARN_DURATIONS:
+            if name in drawn:
+                yield Leaf(f"{path}.{name}", DRAWN_ID)
+            elif module == "sklearn" and name in _SKLEARN_DURATIONS:
                 yield from _without_durations(item, f"{path}.{name}", seen, depth + 1)
             else:
                 yield from _walk(item, f"{path}.{name}", seen, depth + 1)
@@ -250,6 +253,11 @@ _RUNTIME = frozenset(
         "selectors",
     }
 )
+#: Attributes that hold an id a library draws afresh for each object, by (module, type):
+#: a pandas Styler's ``uuid`` (``T_<uuid>`` in its HTML, which outputs leave out too).
+_DRAWN_IDS = {("pandas", "Styler"): ("uuid",)}
+#: The leaf that stands for such an id.
+DRAWN_ID = "<an id the library draws afresh: not compared>"
 #: The leaf that stands for ``%timeit -o``'s result.
 TIMEIT = "<timings %timeit measured: not compared>"
 

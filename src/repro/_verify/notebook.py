@@ -78,8 +78,9 @@ __all__ = [
 #: The recording format; 3 when digests came to compare masked arrays, pandas indexes and
 #: columns, and fitted scikit-learn searches without their durations (2's digests differ);
 #: 4 when scikit-learn's trees, structured arrays, markup in variables, threads and
-#: ``%timeit -o`` results came to be digested as they are now.
-FORMAT = "repro-verify/4"
+#: ``%timeit -o`` results came to be digested as they are now; 5 when a Styler's uuid, a tqdm
+#: widget bar's text, logging's timestamps and markup printed as text came to be.
+FORMAT = "repro-verify/5"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

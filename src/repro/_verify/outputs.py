@@ -201,8 +201,9 @@ def normalize_bundle(data: dict[str, Any], ignored: Counter[str]) -> dict[str, A
             value = normalize_text("".join(value), ignored)
         elif isinstance(value, str):
             value = normalize_text(value, ignored)
-        if mime in _MARKUP and isinstance(value, str):
-            value = normalize_markup(value, ignored, force=True)
+        if isinstance(value, str):
+            # A display's markup always; markup held in its text (a list of HTML strings).
+            value = normalize_markup(value, ignored, force=mime in _MARKUP)
         bundle[mime] = value
     return bundle
 
@@ -250,7 +251,8 @@ def normalize_outputs(outputs: list[dict[str, Any]], ignored: Counter[str]) -> S
             evalue = _ANSI.sub("", str(out.get("evalue", "")))
             error = f"{out.get('ename')}: {normalize_text(evalue, ignored)}"
     joined = {
-        name: normalize_text(render_stream("".join(parts)), ignored)
+        # Markup a cell prints (a Styler's or a figure's HTML) without its drawn element ids.
+        name: normalize_markup(normalize_text(render_stream("".join(parts)), ignored), ignored)
         for name, parts in streams.items()
     }
     return Shown(joined, tuple(displays), error)
