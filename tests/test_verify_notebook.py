@@ -843,6 +843,12 @@ def test_the_clues_a_cells_code_gives() -> None:
     assert named("t = threading.Thread(target=work)\nt.start()") == [threads]
     assert named("for f in as_completed(futures):\n    out.append(f.result())") == [threads]
     assert named("with ProcessPoolExecutor() as p:\n    p.map(f, L)") == []
+    boot = advice.BOOTSTRAP.name
+    assert named("ax = sns.barplot(x=np.arange(3), y=[1, 2, 3])") == [boot]
+    assert named("sns.pointplot(x=x, errorbar='ci')") == [boot]
+    assert named("sns.regplot(x=f(a), y=b, seed=0)") == []
+    assert named("sns.lineplot(x=x, y=y, errorbar=None)") == []
+    assert named("sns.scatterplot(x=x, y=y)\nsns.histplot(x)") == []
 
 
 def test_a_clue_inside_a_function_an_earlier_cell_defined_is_followed() -> None:

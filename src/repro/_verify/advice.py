@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "BOOTSTRAP",
     "DATALOADER",
     "EARLIER",
     "GLOBAL_STREAMS",
@@ -80,6 +81,11 @@ UNINITIALIZED = Cause(
     "uninitialised memory (`empty`: whatever was in memory)",
     "fill it before it is read or shown (`torch.zeros`, `np.zeros`, `.fill_()`), or leave the "
     "value out of what is compared",
+)
+BOOTSTRAP = Cause(
+    "seaborn's bootstrap (confidence intervals), seeded from the operating system",
+    "pass `seed=0` to the seaborn call: its bootstrap makes a new generator from OS entropy "
+    "unless given a seed, which no global seed (`%repro`, `np.random.seed`) reaches",
 )
 THREADS = Cause(
     "threads that race (which thread runs first, and draws or appends first, varies)",
@@ -199,7 +205,31 @@ def causes_in_code(code: str) -> list[Cause]:
         if cause is OS_SEEDED and "Generator()" in match.group(0) and "manual_seed" in code:
             continue  # torch.Generator().manual_seed(n): seeded after all
         found.append(cause.with_evidence(f"`{match.group(0).strip()}`"))
+    bootstrap = _unseeded_bootstrap(code)
+    if bootstrap is not None:
+        found.append(BOOTSTRAP.with_evidence(f"`{bootstrap}`"))
     return found
+
+
+#: seaborn's calls that bootstrap a confidence interval by default (``errorbar=("ci", 95)``,
+#: ``ci=95``): bars, points and lines, regression bands, and the figure-level calls over them.
+_BOOTSTRAPPING = re.compile(
+    r"\b(?:sns|seaborn)\.(?:barplot|pointplot|lineplot|regplot|lmplot|catplot|relplot)\("
+)
+
+
+def _unseeded_bootstrap(code: str) -> str | None:
+    """The first seaborn call that bootstraps without ``seed=`` (``sns.barplot(``), else None:
+    its arguments read to their closing parenthesis, nested calls and all."""
+    for match in _BOOTSTRAPPING.finditer(code):
+        depth, end = 1, match.end()
+        while end < len(code) and depth:
+            depth += {"(": 1, ")": -1}.get(code[end], 0)
+            end += 1
+        arguments = code[match.end() : end]
+        if re.search(r"\bseed\s*=", arguments) is None and "errorbar=None" not in arguments:
+            return match.group(0)
+    return None
 
 
 _LOADER = re.compile(r"(\w+)\s*=\s*(?:[\w.]+\.)?DataLoader\((.*?)\)\s*$", re.M | re.S)

@@ -692,6 +692,7 @@ _CHANCE = frozenset(
         advice.UNINITIALIZED,
         advice.GLOBAL_STREAMS,
         advice.THREADS,
+        advice.BOOTSTRAP,
     )
 )
 
