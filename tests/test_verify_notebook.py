@@ -693,6 +693,29 @@ def test_a_clock_read_in_an_earlier_function_is_not_blamed_beside_a_draw(tmp_pat
     assert "`main`, an earlier cell's" in clock.causes[0].evidence
 
 
+def test_a_figure_that_differs_beside_a_timing_is_shown_and_not_tagged_away(
+    tmp_path: Path,
+) -> None:
+    """A cell times itself and plots unseeded draws: the figure's difference is listed beside
+    the printed time, and the clock's fix does not tag the cell (the tag would hide the
+    figure): the timing goes to a cell of its own."""
+    cells = [
+        "%matplotlib inline\nimport time, random\nimport matplotlib.pyplot as plt",
+        "t0 = time.time()\nplt.plot([random.random() for _ in range(5)])\n"
+        "print(f'took {time.time() - t0:.3f}s')",
+    ]
+    path = tmp_path / "timed_plot.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    report = verify_notebook(path, runs=2, hash_seed=0)
+    assert report.first == 2, str(report)
+    assert "display 1 image/png" in [i.output for i in report.items], str(report)
+    names = [c.name for c in report.causes]
+    assert names == [advice.GLOBAL_STREAMS.name, advice.VARYING.name], str(report)
+    clock = report.causes[1]
+    assert "`--ignore t0`" in clock.fix and "a cell of its own" in clock.fix
+    assert "tag it `repro-ignore`" not in clock.fix
+
+
 def test_a_pandas_stylers_drawn_id_is_not_a_difference() -> None:
     """A Styler held in a variable draws a random uuid (its HTML's T_<id>): left out; its data
     still compared. Its HTML printed as text leaves the ids out too, as displayed HTML does."""
@@ -843,6 +866,10 @@ def test_the_clues_a_cells_code_gives() -> None:
     assert named("t = threading.Thread(target=work)\nt.start()") == [threads]
     assert named("for f in as_completed(futures):\n    out.append(f.result())") == [threads]
     assert named("with ProcessPoolExecutor() as p:\n    p.map(f, L)") == []
+    workers = advice.WORKERS.name
+    assert named("cross_val_score(SGDClassifier(), X, y, cv=3, n_jobs=2)") == [workers]
+    assert named("GridSearchCV(est, grid, n_jobs=-1)") == [workers]
+    assert named("cross_val_score(m, X, y, n_jobs=1)\nf(n_jobs=None)") == []
     boot = advice.BOOTSTRAP.name
     assert named("ax = sns.barplot(x=np.arange(3), y=[1, 2, 3])") == [boot]
     assert named("sns.pointplot(x=x, errorbar='ci')") == [boot]

@@ -24,6 +24,7 @@ __all__ = [
     "THREADS",
     "UNKNOWN",
     "VARYING",
+    "WORKERS",
     "Cause",
     "causes_in_code",
     "causes_of",
@@ -87,6 +88,12 @@ BOOTSTRAP = Cause(
     "pass `seed=0` to the seaborn call: its bootstrap makes a new generator from OS entropy "
     "unless given a seed, which no global seed (`%repro`, `np.random.seed`) reaches",
 )
+WORKERS = Cause(
+    "joblib's worker processes (`n_jobs`), whose NumPy stream is not the notebook's",
+    "pass `random_state=0` to each estimator and splitter the cell runs (in a worker, one "
+    "without it draws from that process's own unseeded stream, which `%repro` cannot reach), "
+    "or run with `n_jobs=1`",
+)
 THREADS = Cause(
     "threads that race (which thread runs first, and draws or appends first, varies)",
     'give each task its own generator from its index (`repro.rng(f"task {i}")`) or draw '
@@ -108,6 +115,7 @@ _CLUES: tuple[tuple[Cause, re.Pattern[str]], ...] = (
         ),
     ),
     (DATALOADER, re.compile(r"\bnum_workers\s*=\s*(?!0\b)\w+")),
+    (WORKERS, re.compile(r"\bn_jobs\s*=\s*(?!1\b|None\b)-?\w+")),
     (
         THREADS,
         re.compile(

@@ -360,8 +360,7 @@ def _output_items(a: CellRecord, b: CellRecord) -> list[Difference]:
             items.append(text_difference(name, x, y))
     if a.displayed != b.displayed:
         items.append(text_difference("displayed", a.displayed, b.displayed))
-    if not items:  # rich outputs (images, HTML) only
-        items += _rich_items(a.rich, b.rich)
+    items += _rich_items(a.rich, b.rich)  # images and HTML: a figure can differ beside text
     if not items:  # a recording made before rich outputs were kept
         items.append(Difference("outputs", 2, "values", "", 1, a.outputs[:8], b.outputs[:8]))
     return items
@@ -618,6 +617,10 @@ def causes(
         item.what == "summary" or item.max_abs is not None for item in report.items
     ):
         found.append(advice.NONDETERMINISTIC_OP)
+    figures = [i.output for i in report.items if i.output.startswith("display ")]
+    if found and figures and all(c.name == advice.VARYING.name for c in found):
+        # The clock explains what the cell prints and holds, not the figure it draws.
+        found.append(advice.UNKNOWN.with_evidence(f"{figures[0]} differs"))
     return found or [advice.UNKNOWN]
 
 
@@ -669,17 +672,26 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
     if not held and causes > 1 and advice.EARLIER in cause.evidence:
         return None
     printed = any(i.output.startswith(advice.OUTPUT_PREFIXES) for i in report.items)
+    figures = [i.output for i in report.items if i.output.startswith("display ")]
     parts = []
     if held:
         parts.append("leave the variables out with " + " ".join(f"`--ignore {n}`" for n in held))
-    if printed:
+    if printed and figures:
+        # The clock does not draw a figure: the tag would hide what else differs.
+        parts.append(
+            "print the timing from a cell of its own and tag that cell `repro-ignore-output` "
+            f"(not this one: its {figures[0]} differs too, which the clock does not explain)"
+        )
+    elif printed:
         parts.append(
             "tag the cell `repro-ignore-output` (what it prints and shows; its variables are "
             "still compared)"
         )
     if not parts:
         return cause
-    fix = " and ".join(parts) + ", or tag it `repro-ignore` (nothing of it compared)"
+    fix = " and ".join(parts)
+    if not figures:
+        fix += ", or tag it `repro-ignore` (nothing of it compared)"
     return advice.Cause(cause.name, fix, cause.evidence)
 
 
@@ -693,6 +705,7 @@ _CHANCE = frozenset(
         advice.GLOBAL_STREAMS,
         advice.THREADS,
         advice.BOOTSTRAP,
+        advice.WORKERS,
     )
 )
 
