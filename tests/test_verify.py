@@ -25,7 +25,7 @@ def run(shell, cell: str):
 
 
 def verdict(out: str) -> str:
-    lines = [line for line in out.splitlines() if re.match(r"(NOT )?reproducible:|cannot", line)]
+    lines = [line for line in out.splitlines() if re.match(r"(NOT )?reproducible[:,]|cannot", line)]
     assert len(lines) == 1, out
     return lines[0]
 
@@ -75,6 +75,39 @@ def test_printed_output_is_compared(shell, capsys) -> None:
     first, second = re.fullmatch(rf"  {PRINTED}: line 1, column \d+: (.*) → (.*)", line).groups()
     assert first != second
     assert "cause: a value that varies by nature" in out and "`time.perf_counter_ns(`" in out
+
+
+def test_a_plot_is_compared_by_its_pixels_and_each_run_draws_on_its_own(shell, capsys) -> None:
+    """pyplot keeps a current figure: the extra run's figure is closed, so the ordinary run
+    draws on a figure of its own (one line, not two), and each run's figure is compared."""
+    run(shell, "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt")
+    run(shell, "import numpy as np\nplt.close('all')")
+    plt = shell.user_ns["plt"]
+    run(shell, "%%repro 0 --verify\nlines = plt.plot([1, 2, 3])")
+    out = capsys.readouterr().out
+    assert verdict(out) == "reproducible: 2 outputs identical over 2 runs", out
+    assert plt.get_fignums() == [1]  # the ordinary run's, left for the backend to show
+    assert len(plt.figure(1).axes[0].lines) == 1
+    plt.close("all")
+    run(shell, "%%repro 0 --verify\nplt.plot(np.random.default_rng().random(5));")
+    out = capsys.readouterr().out
+    assert verdict(out) == "NOT reproducible: 1 of 1 output differs: figure 1", out
+    assert re.search(r"figure 1: ndarray uint8 \(\d+, \d+, 4\): \d+ of \d+ elements differ", out)
+    plt.close("all")  # as the inline backend does after each cell
+    run(shell, "%%repro 0 --verify\nplt.plot(np.random.random(5));")  # seeded: the same
+    assert verdict(capsys.readouterr().out) == "reproducible: 1 output identical over 2 runs"
+    plt.close("all")
+    run(shell, "%%repro 0 --verify\npass")
+    assert verdict(capsys.readouterr().out).startswith("reproducible, with nothing to compare")
+
+
+def test_a_trailing_semicolon_shows_nothing_as_in_a_plain_cell(shell, capsys) -> None:
+    run(shell, "%%repro 0\n40 + 2;")
+    run(shell, "%%repro 0\n40 + 1")
+    out = capsys.readouterr().out
+    assert "42" not in out and "41" in out, out
+    run(shell, "%%repro 0 --verify\nimport time\ntime.time();")  # not shown: not compared
+    assert verdict(capsys.readouterr().out).startswith("reproducible, with nothing to compare")
 
 
 def test_a_progress_line_and_chunked_prints_pass(shell, capsys) -> None:

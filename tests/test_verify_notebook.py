@@ -196,6 +196,23 @@ def test_set_order_differs_by_default_and_is_named_str_hashing(clean: Path, caps
     # The same notebook with the hash seed pinned passes: the saved fixture's run.
 
 
+def test_a_set_beside_an_unseeded_draw_is_named_as_a_second_cause(tmp_path: Path) -> None:
+    """The hash-seed rerun cannot tell when a draw varies the cell anyway: the set in the
+    code is named after the draw, so that fixing the seed alone is not the whole advice."""
+    cells = [
+        "import numpy as np",
+        "words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta']\n"
+        "vocab = list(set(words))\nnoise = np.random.rand(3)\nprint(vocab)",
+    ]
+    path = tmp_path / "two_causes.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    report = verify_notebook(path, runs=2)
+    assert report.first == 2, str(report)
+    names = [c.name for c in report.causes]
+    assert names == [advice.GLOBAL_STREAMS.name, advice.HASHING.name], str(report)
+    assert "`set(` in the cell" in report.causes[1].evidence
+
+
 def test_a_markdown_edit_keeps_against_working_and_code_changes_are_listed(
     saved, clean: Path, folder: Path, capsys
 ) -> None:

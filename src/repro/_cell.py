@@ -29,13 +29,19 @@ def prompt_number(shell: Any) -> int:
 
 def parse(shell: Any, line: str, cell: str) -> tuple[str, ast.Module, ast.Expr | None]:
     """The cell after IPython's transforms: (its filename in IPython's cache, the module,
-    the last expression split off so that it can be displayed), with the cell's line numbers."""
+    the last expression split off so that it can be displayed), with the cell's line numbers.
+    A cell that ends in ``;`` displays nothing, as IPython's cells do: its last expression
+    stays in the module."""
     shown = f"%%repro {line}\n{cell}"
     filename = shell.compile.cache(shown, prompt_number(shell), raw_code=shown)
     # One leading newline keeps line numbers equal to the cell's (line 1 is %%repro).
     source = "\n" + shell.transform_cell(cell)
     tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    from IPython.core.displayhook import DisplayHook
+
+    quiet = DisplayHook.semicolon_at_end_of_expression(source)
+    shown_last = tree.body and isinstance(tree.body[-1], ast.Expr) and not quiet
+    last = tree.body.pop() if shown_last else None
     return filename, tree, last
 
 

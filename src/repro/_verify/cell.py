@@ -204,6 +204,43 @@ class _Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
+def _figures(close: bool) -> Iterator[dict[str, Any]]:
+    """The pyplot figures the block opens, by their pixels (``figure 1``, ``figure 2``...),
+    filled when it ends. With ``close`` they are closed then: an extra run's figures are not
+    shown, and the next run draws on a figure of its own, as it would in a cell of its own
+    (the inline backend closes a cell's figures once shown)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    before = set(pyplot.get_fignums()) if pyplot is not None else set()
+    found: dict[str, Any] = {}
+    try:
+        yield found
+    finally:
+        pyplot = sys.modules.get("matplotlib.pyplot")  # the cell may have imported it
+        if pyplot is not None:
+            from matplotlib._pylab_helpers import Gcf
+
+            new = [m for m in Gcf.get_all_fig_managers() if m.num not in before]
+            for i, manager in enumerate(sorted(new, key=lambda m: m.num), 1):
+                found[f"figure {i}"] = _pixels(manager.canvas.figure)
+                if close:
+                    pyplot.close(manager.canvas.figure)
+
+
+def _pixels(figure: Any) -> Any:
+    """A figure drawn as Agg draws it: an array of RGBA pixels (height, width, 4)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="rgba", dpi=figure.dpi)
+    except Exception as exc:  # a figure that cannot be drawn: compared by what it raised
+        return Raised(f"{type(exc).__name__}: {strip_addresses(str(exc))}")
+    pixels = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+    width, height = figure.canvas.get_width_height(physical=True)
+    return pixels.reshape(height, width, 4) if pixels.size == width * height * 4 else pixels
+
+
+@contextlib.contextmanager
 def _tee_stdout() -> Iterator[_Tee]:
     tee = _Tee(sys.stdout)
     sys.stdout = tee
@@ -301,10 +338,12 @@ def verify_cell(
     and displays captured. The last run is the ordinary one, in the user
     namespace, with ``%%repro``'s semantics (restored afterwards, or kept with
     ``keep``); it shows its output and sets ``Out`` as usual. Compared: every
-    variable the cell creates, rebinds or mutates, the displayed result and
-    the printed output. A value that cannot be deep-copied makes the report
-    say "cannot verify" and the cell runs once, normally. With ``trace``, every
-    run's torch ops are recorded and ``report.first_op`` names the first that differed.
+    variable the cell creates, rebinds or mutates, the displayed result, the
+    printed output and each pyplot figure it opens, by its pixels (an extra run's
+    figures are closed, so that each run draws on its own). A value that cannot be
+    deep-copied makes the report say "cannot verify" and the cell runs once, normally.
+    With ``trace``, every run's torch ops are recorded and ``report.first_op`` names
+    the first that differed.
     """
     __tracebackhide__ = True
     from repro._session import record_verdict
@@ -358,6 +397,7 @@ def _verify_cell(
                 nondeterministic_ops(),
                 scope(seed, profile, **overrides),
                 tracing_if(trace) as recorded,
+                _figures(close=True) as figures,
             ):
                 raised = None
                 try:
@@ -367,6 +407,7 @@ def _verify_cell(
                     shown, raised = None, Raised(text)
             displays = [output.data for output in captured.outputs]
             outputs = _cell_outputs(compiled, scratch, before, shown, captured.stdout, displays)
+            outputs.update(figures)
             if raised is not None:
                 outputs[RAISED] = raised
             del scratch
@@ -387,6 +428,7 @@ def _verify_cell(
         _tee_stdout() as tee,
         _recording_displays(shell, tee) as displays,
         tracing_if(trace and reference is not None) as recorded,
+        _figures(close=False) as figures,
     ):
         try:
             shown = run_cell(shell, line, cell)
@@ -401,6 +443,7 @@ def _verify_cell(
         return VerifyReport(runs, seed, (), unverifiable=unverifiable or "no run to compare")
     try:
         outputs = _cell_outputs(compiled, ns, before, shown, "".join(tee.parts), displays)
+        outputs.update(figures)
         compared.add(outputs, recorded, runs)
     except DigestError as exc:
         return VerifyReport(runs, seed, (), unverifiable=str(exc))

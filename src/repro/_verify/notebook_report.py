@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -617,6 +618,16 @@ def causes(
         item.what == "summary" or item.max_abs is not None for item in report.items
     ):
         found.append(advice.NONDETERMINISTIC_OP)
+    if hashing is False and found and (match := _SET.search(source)) is not None:
+        # The hash-seed rerun could not tell: the causes above vary the cell anyway. A set
+        # in the code may be a second source (its order, when it holds strings).
+        found.append(
+            advice.HASHING.with_evidence(
+                f"`{match.group(0)}` in the cell: its order follows the hash seed when it holds "
+                "strings, which the cause above kept the rerun with each run's hash seed from "
+                "telling"
+            )
+        )
     figures = [i.output for i in report.items if i.output.startswith("display ")]
     if found and figures and all(c.name == advice.VARYING.name for c in found):
         # The clock explains what the cell prints and holds, not the figure it draws.
@@ -694,6 +705,9 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
         fix += ", or tag it `repro-ignore` (nothing of it compared)"
     return advice.Cause(cause.name, fix, cause.evidence)
 
+
+#: A set made in the code: ``set(``, ``frozenset(``, ``{x for ...}``.
+_SET = re.compile(r"\b(?:frozen)?set\(|\{[^{}:]*\bfor\b[^{}:]*\}")
 
 #: Causes whose values vary by chance, which a hash-seed rerun can match by luck.
 _CHANCE = frozenset(

@@ -157,6 +157,11 @@ class VerifyReport:
             return f"cannot verify: {self.unverifiable}"
         n = len(self.outputs)
         noun = "output" if n == 1 else "outputs"
+        if not self.differences and n == 0:
+            return (
+                f"reproducible, with nothing to compare: over {self.runs} runs the cell left "
+                "no variable, output or figure"
+            )
         if not self.differences:
             return f"reproducible: {n} {noun} identical over {self.runs} runs"
         names = self.differing
