@@ -618,14 +618,13 @@ def causes(
         item.what == "summary" or item.max_abs is not None for item in report.items
     ):
         found.append(advice.NONDETERMINISTIC_OP)
-    if hashing is False and found and (match := _SET.search(source)) is not None:
+    if hashing is False and found and (made := _set_made(source, earlier)) is not None:
         # The hash-seed rerun could not tell: the causes above vary the cell anyway. A set
         # in the code may be a second source (its order, when it holds strings).
         found.append(
             advice.HASHING.with_evidence(
-                f"`{match.group(0)}` in the cell: its order follows the hash seed when it holds "
-                "strings, which the cause above kept the rerun with each run's hash seed from "
-                "telling"
+                f"{made}: its order follows the hash seed when it holds strings, which the "
+                "cause above kept the rerun with each run's hash seed from telling"
             )
         )
     figures = [i.output for i in report.items if i.output.startswith("display ")]
@@ -706,8 +705,23 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
     return advice.Cause(cause.name, fix, cause.evidence)
 
 
-#: A set made in the code: ``set(``, ``frozenset(``, ``{x for ...}``.
-_SET = re.compile(r"\b(?:frozen)?set\(|\{[^{}:]*\bfor\b[^{}:]*\}")
+#: A set made in the code: ``set(`` or ``frozenset(``, else a comprehension ``{x for ...}``.
+_SETS = (re.compile(r"\b(?:frozen)?set\("), re.compile(r"\{[^{}:]*\bfor\b[^{}:]*\}"))
+
+
+def _set_made(source: str, earlier: str) -> str | None:
+    """Where the cell, or a function of an earlier cell that it calls, makes a set: "`set(` in
+    the cell", "`set(` in `name`, an earlier cell's"; else None."""
+    places = [("the cell", source)] + [
+        (f"`{name}`, {advice.EARLIER}", body)
+        for name, body in advice.definitions_used(earlier, source)
+    ]
+    for pattern in _SETS:
+        for place, code in places:
+            if (match := pattern.search(code)) is not None:
+                return f"`{match.group(0)}` in {place}"
+    return None
+
 
 #: Causes whose values vary by chance, which a hash-seed rerun can match by luck.
 _CHANCE = frozenset(
