@@ -909,6 +909,11 @@ def test_a_clue_inside_a_function_an_earlier_cell_defined_is_followed() -> None:
     assert sorted(found) == ["draw", "estimate"]  # followed through estimate to draw
     assert "default_rng()" in found["draw"]
     assert advice.definitions_used("def broken(:\n", "broken()") == []
+    # A clock read that nothing reads back is no clue; one that is printed or kept is.
+    unused = "def main():\n    stamp = datetime.now()  # never used\n    return 1\n"
+    timed = "def bench():\n    t0 = time()\n    fit()\n    print(time() - t0)\n"
+    assert advice.clues("main()", unused) == []
+    assert [c.name for c in advice.clues("bench()", timed)] == [advice.VARYING.name]
 
 
 def test_durations_a_library_measured_are_named_as_varying() -> None:

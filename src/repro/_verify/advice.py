@@ -186,6 +186,25 @@ def timing_leaves(items: list) -> Cause | None:
 _ASSIGNED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*[-+*/]?=(?!=)")
 
 
+def _unused(body: str, cause: Cause) -> bool:
+    """Whether every line of a function's ``body`` that holds ``cause``'s clue assigns a local
+    that no other line reads (``stamp = datetime.now()`` and nothing more): no result of the
+    function can hold it."""
+    pattern = dict(_CLUES)[next(c for c, _ in _CLUES if c.name == cause.name)]
+    lines = body.splitlines()
+    for i, line in enumerate(lines):
+        if not pattern.search(line):
+            continue
+        match = _ASSIGNED.match(line)
+        if match is None:
+            return False  # read where it is made: printed, returned, passed on
+        names = [n.strip() for n in match.group(1).split(",")]
+        rest = "\n".join(lines[:i] + lines[i + 1 :])
+        if any(re.search(rf"\b{re.escape(n)}\b", rest) for n in names):
+            return False
+    return True
+
+
 def assigned_from(code: str, cause: Cause) -> set[str]:
     """The names the code assigns on a line that holds ``cause``'s clue (``start = time()``,
     ``run_id = uuid4()``): the variables that hold what varies."""
@@ -313,6 +332,7 @@ def clues(code: str, earlier: str = "") -> list[Cause]:
         found += [
             clue.with_evidence(f"{clue.evidence} in `{name}`, {EARLIER}")
             for clue in causes_in_code(body)
+            if not (clue.name == VARYING.name and _unused(body, clue))
         ]
     loader = loader_in_use(earlier, code)
     found += [loader] if loader is not None else []

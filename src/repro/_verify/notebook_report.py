@@ -591,7 +591,7 @@ def causes(
     timed = advice.timing_leaves(report.items)
     if timed is not None and timed.name not in {f.name for f in found}:
         found.append(timed)
-    found = [f for c in found if (f := _varying_fix(c, report, source, len(found))) is not None]
+    found = [_varying_fix(c, report, source, len(found)) for c in found]
     if hashing and any(c.name in _CHANCE for c in found):
         # A value drawn by chance (a generator from the OS, the clock, uninitialised memory)
         # can repeat each run's result from its hash seed by luck: the code's clue stands.
@@ -658,14 +658,11 @@ def later_causes(report: NotebookReport, source: dict[int | None, str]) -> dict[
     return found
 
 
-def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int) -> Cause | None:
+def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int) -> Cause:
     """A value that varies by nature, with the fix for what of the cell differs: the variables
     that hold it (assigned on the clue's line, or leaves named as durations) by name, and the
     cell's outputs by the tag that leaves them out. Other differing variables are other
-    causes' (a search fitted unseeded and timed), unless this is the only cause. None when
-    the clock is read only inside a function the cell calls, nothing of the cell holds it and
-    another cause explains the cell (`stamp = datetime.now()` unused beside a draw): leaving
-    the outputs out would hide the other cause."""
+    causes' (a search fitted unseeded and timed), unless this is the only cause."""
     if cause.name != advice.VARYING.name:
         return cause
     shown = (*advice.OUTPUT_PREFIXES, "RNG ")
@@ -679,8 +676,6 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
     ]
     if not held and causes == 1:
         held = names
-    if not held and causes > 1 and advice.EARLIER in cause.evidence:
-        return None
     printed = any(i.output.startswith(advice.OUTPUT_PREFIXES) for i in report.items)
     figures = [i.output for i in report.items if i.output.startswith("display ")]
     parts = []
