@@ -236,7 +236,10 @@ def _pixels(figure: Any) -> Any:
     except Exception as exc:  # a figure that cannot be drawn: compared by what it raised
         return Raised(f"{type(exc).__name__}: {strip_addresses(str(exc))}")
     pixels = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
-    width, height = figure.canvas.get_width_height(physical=True)
+    try:
+        width, height = figure.canvas.get_width_height(physical=True)
+    except TypeError:  # matplotlib before 3.5: no physical=, and no HiDPI scaling either
+        width, height = figure.canvas.get_width_height()
     return pixels.reshape(height, width, 4) if pixels.size == width * height * 4 else pixels
 
 
