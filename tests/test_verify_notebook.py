@@ -731,6 +731,14 @@ def test_a_figure_that_differs_beside_a_timing_is_shown_and_not_tagged_away(
     clock = report.causes[1]
     assert "`--ignore t0`" in clock.fix and "a cell of its own" in clock.fix
     assert "tag it `repro-ignore`" not in clock.fix
+    # Timed, not printed: only the variable is the clock's; the figure is not printed text.
+    nbformat.write(
+        new_notebook(cells=[new_code_cell(cells[0]), new_code_cell(cells[1].rsplit("\n", 1)[0])]),
+        path,
+    )
+    report = verify_notebook(path, runs=2, hash_seed=0)
+    clock = next(c for c in report.causes if c.name == advice.VARYING.name)
+    assert "`--ignore t0`" in clock.fix and "repro-ignore" not in clock.fix, clock.fix
 
 
 def test_a_pandas_stylers_drawn_id_is_not_a_difference() -> None:

@@ -676,8 +676,9 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
     ]
     if not held and causes == 1:
         held = names
-    printed = any(i.output.startswith(advice.OUTPUT_PREFIXES) for i in report.items)
     figures = [i.output for i in report.items if i.output.startswith("display ")]
+    # What it printed or displayed as text; a figure is not printed (the clock draws none).
+    printed = any(i.output.startswith(("stdout", "stderr", "displayed")) for i in report.items)
     parts = []
     if held:
         parts.append("leave the variables out with " + " ".join(f"`--ignore {n}`" for n in held))
@@ -692,6 +693,12 @@ def _varying_fix(cause: Cause, report: NotebookReport, source: str, causes: int)
             "tag the cell `repro-ignore-output` (what it prints and shows; its variables are "
             "still compared)"
         )
+    if not parts and figures:
+        fix = (
+            f"nothing to leave out for the clock: the cell's {figures[0]} differs, which the "
+            "clock does not draw; find what the figure depends on"
+        )
+        return advice.Cause(cause.name, fix, cause.evidence)
     if not parts:
         return cause
     fix = " and ".join(parts)
