@@ -186,11 +186,16 @@ def timing_leaves(items: list) -> Cause | None:
 _ASSIGNED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*[-+*/]?=(?!=)")
 
 
+def _pattern(cause: Cause) -> re.Pattern[str]:
+    """The pattern of :data:`_CLUES` that points at ``cause`` (by its name)."""
+    return next(pattern for clue, pattern in _CLUES if clue.name == cause.name)
+
+
 def _unused(body: str, cause: Cause) -> bool:
     """Whether every line of a function's ``body`` that holds ``cause``'s clue assigns a local
     that no other line reads (``stamp = datetime.now()`` and nothing more): no result of the
     function can hold it."""
-    pattern = dict(_CLUES)[next(c for c, _ in _CLUES if c.name == cause.name)]
+    pattern = _pattern(cause)
     lines = body.splitlines()
     for i, line in enumerate(lines):
         if not pattern.search(line):
@@ -208,7 +213,7 @@ def _unused(body: str, cause: Cause) -> bool:
 def assigned_from(code: str, cause: Cause) -> set[str]:
     """The names the code assigns on a line that holds ``cause``'s clue (``start = time()``,
     ``run_id = uuid4()``): the variables that hold what varies."""
-    pattern = dict(_CLUES)[next(c for c, _ in _CLUES if c.name == cause.name)]
+    pattern = _pattern(cause)
     names: set[str] = set()
     for line in code.splitlines():
         if pattern.search(line) and (match := _ASSIGNED.match(line)) is not None:
